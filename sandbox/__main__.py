@@ -1,0 +1,71 @@
+"""sandbox up | down [--wipe] | status — the commands behind sandbox/up, sandbox/down, sandbox/status."""
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import time
+
+from . import compose, config, engine, images, objectstore, postgres, procs, registry, status
+
+
+def _step(what: str, fn, *args):
+    t0 = time.monotonic()
+    print(f"  {what:<44}", end="", flush=True)
+    try:
+        result = fn(*args)
+    except Exception as exc:  # any failure ends `up` with one clear line, not a traceback
+        print(f"FAILED ({time.monotonic() - t0:.1f}s)")
+        detail = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        raise SystemExit(f"sandbox: {what} failed: {detail}")
+    print(f"{result or 'ok'} ({time.monotonic() - t0:.1f}s)")
+    return result
+
+
+def up() -> None:
+    t0 = time.monotonic()
+    print("sandbox up:")
+    config.STATE.mkdir(parents=True, exist_ok=True)
+    config.STATE.chmod(0o755)
+    secrets = _step("secrets (root-only state file)", lambda: (config.load_secrets(), "ready")[0])
+    _step("docker engine", engine.ensure)
+    _step("image registry", registry.ensure)
+    _step("base image (debootstrap)", images.ensure_base)
+    _step("service images", images.ensure_apps)
+    _step("postgresql primary + standby", postgres.ensure, secrets)
+    _step("s3 object store", objectstore.ensure, secrets)
+    _step("compose project developer-mesh", compose.ensure, secrets)
+    print(f"sandbox up: done in {time.monotonic() - t0:.1f}s")
+
+
+def down(wipe: bool) -> None:
+    print("sandbox down:" + (" (wipe)" if wipe else ""))
+    if engine._answers(config.DOCKER_HOST):
+        _step("compose project", lambda: compose.down(wipe) or "stopped")
+    _step("s3 object store", lambda: "stopped" if objectstore.stop() else "not running")
+    _step("postgresql", lambda: ", ".join(postgres.stop()) or "not running")
+    _step("image registry", lambda: "stopped" if registry.stop() else "not running")
+    _step("docker engine", lambda: "stopped" if engine.stop() else "not ours or not running")
+    if wipe:
+        _step("state", lambda: shutil.rmtree(config.STATE, ignore_errors=True) or f"removed {config.STATE}")
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="sandbox")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("up")
+    d = sub.add_parser("down")
+    d.add_argument("--wipe", action="store_true", help="also remove all data (databases, volumes, images)")
+    sub.add_parser("status")
+    args = parser.parse_args(argv)
+    if args.cmd == "up":
+        up()
+    elif args.cmd == "down":
+        down(args.wipe)
+    else:
+        return status.main()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,95 @@
+"""The Compose project `developer-mesh`: writes its .env and prometheus.yml, then `docker-compose up`."""
+from __future__ import annotations
+
+import os
+import time
+
+from . import config, engine, procs
+
+HEALTH_TIMEOUT = 120
+
+
+def env(secrets: dict[str, str], image_tag: str | None = None) -> dict[str, str]:
+    values = {"COMPOSE_PROJECT_NAME": config.COMPOSE_PROJECT, "MESH_REGISTRY": config.registry(),
+              "MESH_SANDBOX_STATE": str(config.STATE)}
+    values.update({p.env: str(p.value) for p in config.PORTS.values()})
+    values.update({k: v for k, v in secrets.items() if k in ("MESH_PG_PASSWORD", "MESH_REDIS_PASSWORD")})
+    if image_tag:
+        values["IMAGE_TAG"] = image_tag
+    return values
+
+
+def write_env(secrets: dict[str, str], image_tag: str) -> None:
+    """The equivalent of production's .env on the EC2 host: root-only, holds the secrets Compose needs."""
+    values = env(secrets, image_tag)
+    tmp = config.COMPOSE_ENV.with_suffix(".tmp")
+    tmp.touch(mode=0o600)
+    tmp.write_text("".join(f"{k}={v}\n" for k, v in sorted(values.items())))
+    os.chmod(tmp, 0o600)
+    tmp.replace(config.COMPOSE_ENV)
+
+
+def current_tag() -> str:
+    """The version the project runs now (kept in compose.env), so `up` never silently downgrades a deploy."""
+    if config.COMPOSE_ENV.exists():
+        for line in config.COMPOSE_ENV.read_text().splitlines():
+            if line.startswith("IMAGE_TAG="):
+                return line.partition("=")[2]
+    return config.VERSIONS[0]
+
+
+def write_prometheus_config() -> None:
+    targets = {name: config.port(name) for name in ("edge-mcp", "rest-api", "worker")}
+    jobs = "".join(
+        f"  - job_name: {name}\n    static_configs:\n      - targets: ['127.0.0.1:{p}']\n"
+        for name, p in targets.items())
+    (config.STATE / "prometheus.yml").write_text(
+        "global:\n  scrape_interval: 5s\n  evaluation_interval: 5s\n"
+        "scrape_configs:\n"
+        f"  - job_name: prometheus\n    static_configs:\n      - targets: ['127.0.0.1:{config.port('prometheus')}']\n"
+        + jobs)
+
+
+def compose(*args: str, timeout: float = 300, check: bool = True):
+    cmd = ["docker-compose", "--env-file", str(config.COMPOSE_ENV), "-p", config.COMPOSE_PROJECT,
+           "-f", str(config.COMPOSE_FILE), *args]
+    return procs.run(cmd, timeout=timeout, check=check,
+                     env={"DOCKER_HOST": config.DOCKER_HOST, "COMPOSE_HTTP_TIMEOUT": "120"})
+
+
+def ensure(secrets: dict[str, str]) -> str:
+    tag = current_tag()
+    write_env(secrets, tag)
+    write_prometheus_config()
+    client = engine.client()
+    running = {c.name for c in client.containers.list(filters={"label": f"com.docker.compose.project={config.COMPOSE_PROJECT}"})}
+    for name in ("edge-mcp", "rest-api", "worker", "redis", "prometheus"):
+        # A port held by a process outside the project would make a container crash-loop: say so now.
+        if name not in running and name in config.PORTS:
+            procs.require_free(name)
+    if "redis" not in running:
+        procs.require_free("redis")
+    compose("up", "-d", "--remove-orphans")
+    wait_healthy()
+    return f"IMAGE_TAG={tag}"
+
+
+def wait_healthy(timeout: float = HEALTH_TIMEOUT) -> None:
+    client = engine.client()
+    deadline = time.monotonic() + timeout
+    states: dict[str, str] = {}
+    while time.monotonic() < deadline:
+        states = {}
+        for c in client.containers.list(all=True, filters={"label": f"com.docker.compose.project={config.COMPOSE_PROJECT}"}):
+            health = c.attrs["State"].get("Health", {}).get("Status", c.status)
+            states[c.name] = health
+        if states and all(s == "healthy" for s in states.values()):
+            return
+        time.sleep(0.5)
+    raise procs.SandboxError(f"Compose services not healthy within {timeout:.0f}s: {states}")
+
+
+def down(wipe: bool = False) -> None:
+    if not config.COMPOSE_ENV.exists():
+        return
+    compose("down", "--remove-orphans", *(["-v"] if wipe else []), timeout=180, check=False)

@@ -1,0 +1,131 @@
+"""Processes and ports: commands with deadlines, daemons with pid files, leftovers of killed runs."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+from . import config
+
+
+class SandboxError(RuntimeError):
+    """A step of the sandbox failed; the message says what and what to do."""
+
+
+def run(cmd: list[str], timeout: float = 120, check: bool = True, env: dict | None = None,
+        input: str | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """Every command has a deadline: a hanging tool fails the step instead of hanging `up`."""
+    full_env = {**os.environ, **(env or {})}
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=full_env,
+                              input=input, cwd=cwd)
+    except subprocess.TimeoutExpired as exc:
+        raise SandboxError(f"{cmd[0]} did not finish within {timeout:.0f}s: {' '.join(cmd[:4])} ...") from exc
+    if check and proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
+        raise SandboxError(f"{' '.join(cmd[:4])} ... exited {proc.returncode}: " + " | ".join(tail))
+    return proc
+
+
+def port_open(port: int, host: str = "127.0.0.1", timeout: float = 0.5) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def wait_port(port: int, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if port_open(port):
+            return
+        time.sleep(0.2)
+    raise SandboxError(f"{what} did not listen on 127.0.0.1:{port} within {timeout:.0f}s")
+
+
+def require_free(name: str) -> None:
+    """A port taken by something that is not ours gets an error naming the port and the variable."""
+    p = config.PORTS[name]
+    if port_open(p.value):
+        raise SandboxError(
+            f"port {p.value} ({name}) is already in use by another program. "
+            f"Stop it, or move the sandbox's {name} with {p.env}=<free port>.")
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie counts as dead
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+def read_pid(pidfile: Path) -> int | None:
+    try:
+        pid = int(pidfile.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return pid if pid_alive(pid) else None
+
+
+def start_daemon(name: str, cmd: list[str], env: dict | None = None) -> int:
+    """Start cmd detached (own session), logs to STATE/logs/NAME.log, pid to RUN/NAME.pid."""
+    config.LOGS.mkdir(parents=True, exist_ok=True)
+    config.RUN.mkdir(parents=True, exist_ok=True)
+    log = open(config.LOGS / f"{name}.log", "ab")
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            start_new_session=True, env={**os.environ, **(env or {})})
+    (config.RUN / f"{name}.pid").write_text(f"{proc.pid}\n")
+    return proc.pid
+
+
+def daemon_pid(name: str) -> int | None:
+    return read_pid(config.RUN / f"{name}.pid")
+
+
+def stop_pid(pid: int, timeout: float = 15) -> None:
+    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5)):
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            if not pid_alive(pid):
+                return
+            time.sleep(0.1)
+
+
+def stop_daemon(name: str) -> bool:
+    pidfile = config.RUN / f"{name}.pid"
+    pid = read_pid(pidfile)
+    if pid:
+        stop_pid(pid)
+    pidfile.unlink(missing_ok=True)
+    return pid is not None
+
+
+def kill_leftovers(marker: str) -> int:
+    """Kill processes whose command line mentions marker (a path of ours): the orphans of a killed run."""
+    killed = 0
+    me = os.getpid()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == me:
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if marker in cmdline:
+            stop_pid(int(entry.name), timeout=5)
+            killed += 1
+    return killed
