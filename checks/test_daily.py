@@ -1,0 +1,116 @@
+"""Daily Operations > Morning Checklist (Start of Day), done right.
+
+`pytest checks -m daily` is the morning checklist. Each test is one numbered step of the runbook's script;
+the last two are steps the runbook forgot.
+"""
+from __future__ import annotations
+
+import pytest
+
+from runbook import health
+from runbook.findings import warn
+from runbook.probes import postgres, prometheus
+from runbook.thresholds import classify, verdict_message
+from runbook import backups
+
+pytestmark = pytest.mark.daily
+
+
+def test_1_system_health_edge_mcp(mesh):
+    """1. System Health Check: edge-mcp /health says exactly "healthy" with HTTP 200.
+
+    The runbook's `jq -r '.status' | grep -q "healthy"` also matches "unhealthy"."""
+    verdict, message = health.judge("edge-mcp", mesh.get("edge-mcp"),
+                                    "docker compose logs --tail=100 edge-mcp; docker inspect edge-mcp")
+    if verdict == "warn":
+        warn(mesh.evidence, message)
+    assert verdict != "fail", message
+
+
+def test_2_rest_api_health(mesh):
+    """2. REST API Health: rest-api /health says exactly "healthy" with HTTP 200 (its database ping passed)."""
+    verdict, message = health.judge("rest-api", mesh.get("rest-api"),
+                                    "docker compose logs --tail=100 rest-api; check PostgreSQL")
+    assert verdict != "fail", message
+
+
+def test_3_redis_connection(mesh):
+    """3. Redis Connection: PING answers PONG (with the password the target names, within the deadline)."""
+    pong = mesh.redis_call("PING", lambda r: r.ping())
+    mesh.evidence.measure("Redis PING", "PONG" if pong else repr(pong))
+    assert pong is True, f"Redis PING: measured {pong!r}, expected PONG. Next step: docker logs redis"
+
+
+def test_4_disk_space(host, host_name, thresholds, mesh):
+    """4. Disk Space: usage of / on each target host, warn at disk_warn_percent, fail at disk_fail_percent.
+
+    The runbook only warns at 80% and never fails; a full disk stops PostgreSQL and Redis persistence."""
+    cmd = host.run("timeout 10 df -P /")
+    mesh.evidence.text(f"df -P / on {host_name}", cmd.stdout + cmd.stderr)
+    assert cmd.rc == 0, f"disk space on {host_name}: `df -P /` failed (rc {cmd.rc}): {cmd.stderr.strip()[:200]}"
+    used = int(cmd.stdout.strip().splitlines()[-1].split()[4].rstrip("%"))
+    verdict = classify(used, thresholds.disk_warn_percent, thresholds.disk_fail_percent)
+    mesh.evidence.measure(f"disk used on {host_name} /", used, "%", thresholds.disk_fail_percent, verdict)
+    next_step = "find the largest directories (du -xh / | sort -h | tail), prune docker images, rotate logs"
+    if verdict == "warn":
+        warn(mesh.evidence, verdict_message(f"disk space on {host_name} /", used, "%",
+                                            thresholds.disk_warn_percent, next_step))
+    assert verdict != "fail", verdict_message(f"disk space on {host_name} /", used, "%",
+                                              thresholds.disk_fail_percent, next_step)
+
+
+def test_5_error_rate_last_hour(mesh, thresholds):
+    """5. Error Rate (last hour): share of HTTP 5xx among all requests, from Prometheus.
+
+    The runbook's query is a rate of errors per second, not a share; and an absent 5xx series means
+    no errors (zero), not "unable to fetch"."""
+    window = f"{int(thresholds.error_rate_window)}s"
+    ratio = prometheus.scalar(mesh.prom_query(prometheus.error_ratio_expr(window))) or 0.0
+    mesh.evidence.measure(f"5xx share over {window}", round(ratio, 5), "", thresholds.error_rate_max)
+    assert ratio <= thresholds.error_rate_max, verdict_message(
+        f"error rate over the last {window}", round(ratio * 100, 3), "%", thresholds.error_rate_max * 100,
+        "find the failing route: sum by (path, status) (rate(http_requests_total{status=~\"5..\"}[5m])); "
+        "check the service logs; roll back if a deploy is recent (pytest procedures -m rollback)")
+
+
+def test_6_api_key_expirations(mesh, target, thresholds):
+    """6. API Key Expirations: active keys in mcp.api_keys that expire within key_expiry_days.
+
+    The runbook queries `api_keys ... revoked_at IS NULL`: there is no revoked_at column (revocation sets
+    is_active = false) and the table is in schema mcp."""
+    days = thresholds.key_expiry_days
+    result = mesh.sql(postgres.EXPIRING_KEYS.format(table=target.schema["api_keys"]), (days,),
+                      title=f"active API keys expiring within {days} days")
+    names = [f"{row[0]} ({row[1]}…, {row[4]} days left)" for row in result.rows]
+    assert not names, verdict_message(
+        f"API keys expiring within {days} days", len(names), " keys", 0,
+        f"rotate them before they expire: {', '.join(names)}")
+
+
+def test_7_replication_lag(mesh, thresholds):
+    """7. (missing from the runbook's checklist) Replication lag of the standby within the threshold,
+    measured on the standby itself: zero when everything received is replayed."""
+    result = mesh.sql(postgres.STANDBY_LAG, which="standby", title="standby replay state")
+    row = dict(zip(result.columns, result.rows[0]))
+    limit = thresholds.replication_lag_max_seconds
+    mesh.evidence.measure("replication lag", round(row["lag_seconds"], 1), "s", limit)
+    assert row["in_recovery"], ("the standby is not in recovery: it was promoted or is not a standby. "
+                                "Next step: check which server is primary before anything writes to both")
+    assert row["lag_seconds"] <= limit, verdict_message(
+        "replication lag", round(row["lag_seconds"], 1), "s", limit,
+        ("WAL replay is paused: SELECT pg_wal_replay_resume() on the standby" if row["replay_paused"] else
+         "check the standby's log and pg_stat_replication on the primary"))
+
+
+def test_8_latest_backup_within_rpo(mesh, target, thresholds):
+    """8. (missing from the runbook's checklist) The newest complete backup in S3 is younger than the RPO."""
+    latest = backups.latest(mesh.s3, target.s3.bucket, target.s3.prefix)
+    if latest is None:
+        warn(mesh.evidence, f"no backup found in s3://{target.s3.bucket}/{target.s3.prefix}/ yet: "
+                            "take one with `pytest procedures -m backup`")
+        return
+    age_h = latest.age_seconds / 3600
+    mesh.evidence.measure(f"age of backup {latest.id}", round(age_h, 2), " h", thresholds.rpo_hours)
+    assert age_h <= thresholds.rpo_hours, verdict_message(
+        "age of the newest backup", round(age_h, 1), " h", thresholds.rpo_hours,
+        "take a backup now (pytest procedures -m backup) and find why the scheduled one did not run")

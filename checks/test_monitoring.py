@@ -1,0 +1,35 @@
+"""Health Checks > Monitoring Status (If Configured): Prometheus targets and Grafana health."""
+from __future__ import annotations
+
+import pytest
+
+from runbook.probes import http, prometheus
+
+pytestmark = pytest.mark.monitoring
+
+
+def test_prometheus_targets_up(mesh, target):
+    """Verify Prometheus targets: every active target's health is "up" (the runbook prints them)."""
+    if not target.prometheus:
+        pytest.skip(f"Prometheus: not configured in {target.source}")
+    obs, active = prometheus.targets(target.prometheus.url, mesh.timeout)
+    mesh.evidence.http(obs, "Prometheus active targets")
+    assert obs.answered and obs.status == 200, f"Prometheus: {obs.describe()}. Next step: docker logs prometheus"
+    mesh.evidence.table("targets", ["job", "instance", "health", "last error"],
+                        [(t["labels"].get("job"), t["labels"].get("instance"), t["health"], t.get("lastError", ""))
+                         for t in active])
+    assert active, "Prometheus has no active targets: nothing is scraped. Next step: check prometheus.yml"
+    down = [f"{t['labels'].get('job')} ({t['labels'].get('instance')}): {t['health']} {t.get('lastError', '')}"
+            for t in active if t["health"] != "up"]
+    assert not down, (f"Prometheus targets not up: {len(down)} of {len(active)}: {'; '.join(down)}. "
+                      "Next step: is the service running? curl its /metrics")
+
+
+def test_grafana_health(mesh, target):
+    """Verify Grafana: /api/health says the database is ok. Not configured is reported, not passed."""
+    if not target.grafana:
+        pytest.skip(f"Grafana: not configured in {target.source} (add [grafana] url to check it)")
+    obs = mesh.evidence.http(http.get(target.grafana.url.rstrip("/") + "/api/health", mesh.timeout))
+    body = obs.body if isinstance(obs.body, dict) else {}
+    assert obs.status == 200 and body.get("database") == "ok", (
+        f"Grafana: {obs.describe()}, database {body.get('database')!r}, expected 'ok'. Next step: docker logs grafana")

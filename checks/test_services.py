@@ -1,0 +1,76 @@
+"""Daily Operations > Service Status Monitoring: `docker-compose ps`, logs, `docker stats`, container health,
+turned into verdicts instead of output to read."""
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+
+from runbook.findings import warn
+from runbook.probes import docker as docker_probe
+from runbook.thresholds import verdict_message
+
+pytestmark = pytest.mark.services
+
+ERROR_LINE = re.compile(r'"level"\s*:\s*"(error|fatal|panic)"|\b(ERROR|FATAL|PANIC|Traceback)\b')
+LOG_WINDOW_S = 600
+
+
+def _container(mesh, name):
+    for s in mesh.compose_services():
+        if s.service == name:
+            return s
+    pytest.fail(f"Compose service {name!r} has no container in project {mesh.target.compose.project}. "
+                "Next step: docker compose up -d " + name)
+
+
+def pytest_generate_tests(metafunc):
+    if "compose_service" in metafunc.fixturenames:
+        from fixtures.target import target_key
+        metafunc.parametrize("compose_service", metafunc.config.stash[target_key].compose.services)
+
+
+def test_container_state_and_health(mesh, compose_service):
+    """`docker inspect <c> | jq '.[0].State.Health'`: running, and healthy where it has a healthcheck."""
+    s = _container(mesh, compose_service)
+    assert s.ok, (f"{compose_service}: container {s.container} is {s.status}, health {s.health!r}"
+                  + (f" (last healthcheck: {s.health_log})" if s.health_log else "")
+                  + f". Next step: docker logs --tail=100 {s.container}; docker compose up -d {compose_service}")
+
+
+def test_restart_count_not_rising(mesh, compose_service):
+    """A container that keeps restarting looks "Up" in `docker-compose ps`: compare its restart count
+    over a short interval (a rise means it crashed while we watched) and report the total."""
+    first = _container(mesh, compose_service)
+    time.sleep(1.0)
+    second = _container(mesh, compose_service)
+    mesh.evidence.measure(f"{compose_service} restarts", second.restarts, "", first.restarts)
+    assert second.restarts <= first.restarts and second.started_at == first.started_at, verdict_message(
+        f"{compose_service} restart count", second.restarts, "", first.restarts,
+        f"it is crash-looping: docker logs --tail=200 {second.container}")
+    if second.restarts:
+        warn(mesh.evidence, f"{compose_service} has restarted {second.restarts} times since it was created")
+
+
+def test_no_error_lines_in_recent_logs(mesh, compose_service):
+    """`docker-compose logs --tail=100`: error lines in the last 10 minutes are a warning, with the lines."""
+    c = mesh.docker.containers.get(_container(mesh, compose_service).container)
+    logs = c.logs(since=int(time.time()) - LOG_WINDOW_S, tail=500).decode(errors="replace")
+    errors = [line for line in logs.splitlines() if ERROR_LINE.search(line)]
+    mesh.evidence.text(f"{compose_service}: error lines in the last {LOG_WINDOW_S // 60} min", "\n".join(errors[-50:]))
+    if errors:
+        warn(mesh.evidence, f"{compose_service}: {len(errors)} error lines in the last {LOG_WINDOW_S // 60} "
+                            f"minutes; latest: {errors[-1][:200]}")
+
+
+def test_memory_within_limit(mesh, compose_service, thresholds):
+    """`docker stats`: memory used against the container's limit."""
+    c = mesh.docker.containers.get(_container(mesh, compose_service).container)
+    used, limit = docker_probe.memory_usage(c)
+    ratio = used / limit if limit else 0.0
+    mesh.evidence.measure(f"{compose_service} memory", f"{used / 2**20:.1f} MiB of {limit / 2**20:.0f} MiB",
+                          "", thresholds.container_memory_warn_ratio)
+    assert ratio <= thresholds.container_memory_warn_ratio, verdict_message(
+        f"{compose_service} memory use of its limit", round(ratio * 100, 1), "%",
+        thresholds.container_memory_warn_ratio * 100, f"check for a leak; restart {compose_service} if urgent")

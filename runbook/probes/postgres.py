@@ -1,0 +1,98 @@
+"""PostgreSQL probes (psycopg 3). Connections carry connect and statement deadlines."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import psycopg
+
+
+@dataclass
+class QueryResult:
+    sql: str
+    columns: list[str] = field(default_factory=list)
+    rows: list[tuple] = field(default_factory=list)
+    elapsed_ms: float = 0.0
+
+
+def connect(host: str, port: int, dbname: str, user: str, password: str | None, sslmode: str = "prefer",
+            timeout: float = 3, statement_timeout_ms: int = 5000) -> psycopg.Connection:
+    return psycopg.connect(host=host, port=port, dbname=dbname, user=user, password=password or None,
+                           sslmode=sslmode, connect_timeout=max(1, int(timeout)), autocommit=True,
+                           options=f"-c statement_timeout={statement_timeout_ms}",
+                           application_name="mesh-runbook")
+
+
+def query(conn: psycopg.Connection, sql: str, params: tuple | dict | None = None) -> QueryResult:
+    import time
+    t0 = time.monotonic()
+    cur = conn.execute(sql, params)
+    rows = cur.fetchall() if cur.description else []
+    columns = [d.name for d in cur.description] if cur.description else []
+    return QueryResult(sql=" ".join(sql.split()), columns=columns, rows=rows,
+                       elapsed_ms=(time.monotonic() - t0) * 1000)
+
+
+# Replication lag, measured right on each side. The runbook's
+#   EXTRACT(EPOCH FROM (now() - pg_last_xact_replay_timestamp()))
+# is NULL on a primary and grows without bound on an idle standby that is fully caught up.
+PRIMARY_REPLICATION = """
+SELECT application_name, client_addr::text AS client, state, sync_state,
+       pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn)::bigint AS replay_lag_bytes,
+       COALESCE(EXTRACT(EPOCH FROM replay_lag), 0)::float AS replay_lag_seconds
+FROM pg_stat_replication ORDER BY application_name"""
+
+STANDBY_LAG = """
+SELECT pg_is_in_recovery() AS in_recovery,
+       pg_is_wal_replay_paused() AS replay_paused,
+       pg_last_wal_receive_lsn()::text AS receive_lsn,
+       pg_last_wal_replay_lsn()::text AS replay_lsn,
+       CASE WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0
+            ELSE COALESCE(EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()), 0)
+       END::float AS lag_seconds,
+       COALESCE(pg_wal_lsn_diff(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn()), 0)::bigint AS lag_bytes,
+       (SELECT status FROM pg_stat_wal_receiver) AS receiver_status"""
+
+LONG_QUERIES = """
+SELECT pid, usename, datname, state, EXTRACT(EPOCH FROM now() - query_start)::int AS seconds,
+       left(query, 200) AS query
+FROM pg_stat_activity
+WHERE state <> 'idle' AND pid <> pg_backend_pid() AND backend_type = 'client backend'
+  AND now() - query_start > make_interval(secs => %s)
+ORDER BY query_start"""
+
+CONNECTIONS = """
+SELECT (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend')::int AS used,
+       current_setting('max_connections')::int AS max,
+       current_setting('superuser_reserved_connections')::int AS reserved"""
+
+CONNECTIONS_BY_DB = """
+SELECT COALESCE(datname, '(none)') AS datname, count(*)::int AS connections
+FROM pg_stat_activity WHERE backend_type = 'client backend' GROUP BY 1 ORDER BY 2 DESC"""
+
+TABLE_SIZES = """
+SELECT schemaname AS schema, relname AS table, n_live_tup::bigint AS rows,
+       pg_size_pretty(pg_total_relation_size(relid)) AS size, pg_total_relation_size(relid) AS bytes
+FROM pg_stat_user_tables ORDER BY pg_total_relation_size(relid) DESC LIMIT 20"""
+
+UNUSED_INDEXES = """
+SELECT s.schemaname AS schema, s.relname AS table, s.indexrelname AS index, s.idx_scan,
+       pg_size_pretty(pg_relation_size(s.indexrelid)) AS size
+FROM pg_stat_user_indexes s JOIN pg_index i ON i.indexrelid = s.indexrelid
+WHERE s.idx_scan = 0 AND NOT i.indisunique AND NOT i.indisprimary
+  AND pg_relation_size(s.indexrelid) > %s
+ORDER BY pg_relation_size(s.indexrelid) DESC"""
+
+INVALID_INDEXES = """
+SELECT n.nspname AS schema, c.relname AS index, t.relname AS table
+FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_class t ON t.oid = i.indrelid
+JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE NOT i.indisvalid OR NOT i.indisready"""
+
+# Keys that are still usable and expire soon. The runbook's `api_keys ... revoked_at IS NULL` names a
+# table and a column that do not exist: the table is mcp.api_keys and revocation sets is_active = false.
+EXPIRING_KEYS = """
+SELECT name, key_prefix, key_type, expires_at,
+       round(EXTRACT(EPOCH FROM expires_at - now()) / 86400.0, 1)::float AS days_left
+FROM {table}
+WHERE is_active AND expires_at IS NOT NULL AND expires_at < now() + make_interval(days => %s)
+ORDER BY expires_at"""

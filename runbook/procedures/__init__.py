@@ -1,0 +1,1 @@
+"""The runbook's destructive procedures as runbook.procedure.Procedure objects."""

@@ -1,0 +1,36 @@
+"""Every read-only check is green on the healthy sandbox (and the run leaves its reports)."""
+from __future__ import annotations
+
+import json
+
+from harness import run_suite
+
+
+def test_all_checks_pass_on_healthy_sandbox(sandbox, tmp_path):
+    run = run_suite(["checks", "-m", "daily or health or services or database or monitoring or post_deploy",
+                     "--expect-version", "v1.0.0"], tmp_path)
+    failed = {k: v for k, v in run.results.items() if v[0] in ("failed", "error")}
+    assert not failed, f"checks failed on the healthy sandbox: {failed}\n{run.output[-4000:]}"
+    assert run.rc == 0, run.output[-4000:]
+    skipped = {k for k, v in run.results.items() if v[0] == "skipped"}
+    assert skipped <= {"test_grafana_health"}, f"unexpected skips: {skipped}"
+    assert len(run.results) >= 30, f"only {len(run.results)} checks ran"
+    # Evidence: every passed check row carries what it saw.
+    lines = [json.loads(line) for line in run.evidence.read_text().splitlines()]
+    assert len(lines) == len(run.results)
+    bare = [line["nodeid"] for line in lines if line["outcome"] == "passed" and not line["evidence"]]
+    assert not bare, f"checks that passed without evidence: {bare}"
+    assert "mesh-ev" in run.html.read_text()
+
+
+def test_daily_checklist_is_fast_and_names_its_reports(sandbox, tmp_path):
+    run = run_suite(["checks", "-m", "daily"], tmp_path)
+    assert run.rc == 0, run.output[-3000:]
+    assert len(run.results) == 8  # 6 runbook steps (disk once per host) + 2 it forgot
+    assert "reports" in run.output and str(run.html) in run.output
+
+
+def test_empty_selection_fails_the_run(sandbox, tmp_path):
+    run = run_suite(["checks", "-m", "daily and not daily"], tmp_path)
+    assert run.rc != 0
+    assert "nothing was checked" in run.output
