@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from runbook import target_schema as chk
-from runbook.types import MISSING, Plain, TargetError
+from runbook.types import Plain, TargetError
 
 
 @dataclass(frozen=True)
