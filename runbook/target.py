@@ -10,7 +10,7 @@ import math
 import os
 import re
 import tomllib
-from dataclasses import dataclass, field, fields
+from dataclasses import replace, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -83,6 +83,7 @@ class Compose:
     file: str
     services: tuple[str, ...]
     docker_host: str | None = None  # None: the Docker default (DOCKER_HOST or /var/run/docker.sock)
+    env_file: str | None = None     # the project's .env (holds secrets: backed up with them removed)
 
 
 @dataclass(frozen=True)
@@ -252,7 +253,7 @@ def _sections() -> dict[str, tuple[Any, Any]]:
              "secret_key_env": (chk.env_name, None)}, S3), R),
         "compose": (chk.table(
             {"project": (chk.container, R), "file": (chk.text, R), "docker_host": (chk.docker_host, None),
-             "services": (chk.names, R)}, Compose), R),
+             "env_file": (chk.text, None), "services": (chk.names, R)}, Compose), R),
         "prometheus": (chk.table({"url": (chk.http_url, R)}, Prometheus), None),
         "grafana": (chk.table({"url": (chk.http_url, R), "api_key_env": (chk.env_name, None)}, Grafana), None),
         "registry": (chk.table({"url": (chk.registry_url, R), "image_prefix": (chk.text_or_empty, "")},
@@ -294,6 +295,9 @@ def load_target(name_or_path: str, targets_dir: Path, environ: Mapping[str, str]
                      f"less than thresholds.disk_fail_percent ({t.disk_fail_percent})", t.disk_warn_percent)
     if values["secrets_file"]:
         values["secrets_file"] = path.parent / values["secrets_file"]  # relative to the target file
+    compose = values["compose"]  # paths in the file are relative to the file, like secrets_file
+    values["compose"] = replace(compose, file=str((path.parent / compose.file).resolve()),
+                                env_file=str(path.parent / compose.env_file) if compose.env_file else None)
     target = Target(source=path, **values)
     object.__setattr__(target, "_environ", environ)  # see Target._env
     return target

@@ -68,7 +68,7 @@ def run_suite(args: list[str], tmp_path: Path, target: str | Path | None = None,
 
 def target_with(tmp_path: Path, **changes: str) -> Path:
     """A copy of targets/sandbox.toml with `key = value` lines replaced, e.g. disk_fail_percent="1"."""
-    text = SANDBOX_TOML.read_text()
+    text = SANDBOX_TOML.read_text().replace('"../sandbox/', f'"{REPO}/sandbox/')  # the copy lives elsewhere
     for key, value in changes.items():
         text, n = re.subn(rf"(?m)^{re.escape(key)} = .*$", f"{key} = {value}", text)
         assert n == 1, f"{key} is not a single line in sandbox.toml"

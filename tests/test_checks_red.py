@@ -137,6 +137,7 @@ def test_everything_hangs_finishes_red_within_deadlines(sandbox, tmp_path):
         target = tmp_path / "hanging.toml"
         target.write_text(f'''
 name = "hanging"
+protected = false
 [hosts]
 app = "local://"
 [services.edge-mcp]
@@ -145,18 +146,26 @@ health_path = "/health"
 [services.rest-api]
 url = "http://127.0.0.1:{port}"
 health_path = "/health"
+[api]
+service = "rest-api"
+key_env = "MESH_API_KEY"
 [postgres]
+password_env = "MESH_PG_PASSWORD"
 database = "mcp"
 user = "mcp_user"
 primary = {{ host = "127.0.0.1", port = {port} }}
 standby = {{ host = "127.0.0.1", port = {port} }}
 [redis]
 url = "redis://127.0.0.1:{port}/0"
+stream = "webhooks"
+consumer_group = "webhook-workers"
 [s3]
+region = "us-east-1"
 endpoint_url = "http://127.0.0.1:{port}"
 bucket = "b"
 [compose]
 project = "hanging"
+file = "docker-compose.yml"
 docker_host = "tcp://127.0.0.1:{port}"
 services = ["edge-mcp"]
 [prometheus]
