@@ -27,7 +27,9 @@ def up() -> None:
     print("sandbox up:")
     config.STATE.mkdir(parents=True, exist_ok=True)
     config.STATE.chmod(0o755)
-    secrets = _step("secrets (root-only state file)", lambda: (config.load_secrets(), "ready")[0])
+    secrets: dict[str, str] = {}
+    # The step prints its own result: the secrets themselves never reach the terminal.
+    _step("secrets (root-only state file)", lambda: secrets.update(config.load_secrets()) or "ready")
     _step("docker engine", engine.ensure)
     _step("image registry", registry.ensure)
     _step("base image (debootstrap)", images.ensure_base)

@@ -1,0 +1,43 @@
+"""Deployment Procedures: `pytest procedures -m deploy --deploy-version vX.Y.Z [--service NAME]` and
+`pytest procedures -m rollback [--deploy-version vX.Y.Z]`."""
+from __future__ import annotations
+
+import pytest
+
+from runbook.procedures import deploy
+
+
+def _report(mesh, ctx):
+    figures = ctx.results.get("figures", {})
+    mesh.evidence.json("prober figures", figures)
+    for warning in ctx.results.get("warnings", []):
+        mesh.evidence.warning(warning)
+    print(f"\nprober: {figures.get('sent')} requests, {figures.get('failed')} failed, "
+          f"longest gap {figures.get('longest_gap_s')}s, worst latency {figures.get('worst_ms')} ms")
+
+
+@pytest.mark.deploy
+def test_rolling_update_with_automatic_rollback(run_procedure, mesh, target, request):
+    """Version update, one service at a time, zero downtime measured; rolls back on failure."""
+    try:
+        proc, params = deploy.procedure(target, request.config.getoption("deploy_version"),
+                                        request.config.getoption("deploy_service"),
+                                        request.config.getoption("--no-backup-check"))
+        params["health_deadline"] = request.config.getoption("--health-deadline")
+    except deploy.DeployRefused as exc:
+        pytest.fail(f"refused: {exc}")
+    ctx = run_procedure(proc, params)
+    _report(mesh, ctx)
+
+
+@pytest.mark.rollback
+def test_rollback_to_previous_version(run_procedure, mesh, target, request):
+    """Back to the version the last deploy replaced, or to --deploy-version."""
+    try:
+        version = deploy.rollback_version(target, request.config.getoption("deploy_version"))
+        proc, params = deploy.procedure(target, version, None, no_backup_check=True, name="rollback")
+        params["health_deadline"] = request.config.getoption("--health-deadline")
+    except deploy.DeployRefused as exc:
+        pytest.fail(f"refused: {exc}")
+    ctx = run_procedure(proc, params)
+    _report(mesh, ctx)

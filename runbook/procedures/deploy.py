@@ -1,0 +1,196 @@
+"""Deployment Procedures > Version Update / Rolling Updates / Zero-Downtime Deployment, for the deployment
+that exists (Docker Compose on one host, images pulled by version): `pytest procedures -m deploy
+--deploy-version vX.Y.Z [--service NAME]`, and `-m rollback`.
+
+Differences from the runbook: its Version Update stops everything (`down`, then `up`): a full outage; its
+Zero-Downtime Deployment uses kubectl. Here: one service at a time in the runbook's order (rest-api,
+edge-mcp, worker), each waited on until healthy and reporting the new version; a prober measures the
+downtime instead of claiming none; a service that does not become healthy rolls every updated service back."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from .. import backups, compose_ops, images
+from ..probes import http
+from ..procedure import Context, Procedure, Step
+from ..prober import Prober
+from ..wait import eventually
+
+ORDER = ("rest-api", "edge-mcp", "worker")
+VERSION_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")   # a Docker tag
+HEALTH_DEADLINE = 60
+HISTORY = Path(os.environ.get("MESH_STATE_DIR", Path(__file__).resolve().parents[2] / "state")) / "deployments.jsonl"
+
+
+class DeployRefused(ValueError):
+    pass
+
+
+def validate(target, version: str | None, service: str | None) -> list[str]:
+    """Bad input is refused before anything changes."""
+    if not version or not VERSION_RE.match(version):
+        raise DeployRefused(f"--deploy-version {version!r} is not a valid image tag (e.g. v1.1.0)")
+    apps = [s for s in ORDER if s in target.services] + [s for s in target.services if s not in ORDER]
+    if service:
+        if service not in target.services:
+            raise DeployRefused(f"--service {service!r} is not a service of {target.name} "
+                                f"(services: {', '.join(target.services)})")
+        return [service]
+    return apps
+
+
+def image_ref(target, service: str, version: str) -> str:
+    return f"{target.registry.url}/{target.registry.image_prefix}{service}:{version}"
+
+
+def _current(ctx: Context) -> dict[str, dict]:
+    mesh = ctx.results["mesh"]
+    states = {s.service: s for s in mesh.compose_services()}
+    return {svc: {"image": states[svc].image, "version": states[svc].image.rpartition(":")[2]}
+            for svc in ctx.params["services"] if svc in states}
+
+
+def record(entry: dict) -> None:
+    HISTORY.parent.mkdir(parents=True, exist_ok=True)
+    with open(HISTORY, "a") as fh:
+        fh.write(json.dumps({"when": datetime.now(timezone.utc).isoformat(timespec="seconds"), **entry}) + "\n")
+
+
+def history(target_name: str) -> list[dict]:
+    if not HISTORY.exists():
+        return []
+    return [e for e in map(json.loads, HISTORY.read_text().splitlines()) if e.get("target") == target_name]
+
+
+def preflight(ctx: Context):
+    target, mesh, version = ctx.target, ctx.results["mesh"], ctx.params["version"]
+    problems, warnings = [], []
+    for svc in ctx.params["services"]:
+        report = images.verify(mesh.docker, image_ref(target, svc, version), mesh.timeout) \
+            if _pull(mesh, image_ref(target, svc, version), problems) else None
+        if report:
+            problems += report.problems
+            warnings += report.warnings
+    if not ctx.params.get("no_backup_check"):
+        latest = backups.latest(mesh.s3, target.s3.bucket, target.s3.prefix)
+        if latest is None or latest.age_seconds > target.thresholds.rpo_hours * 3600:
+            problems.append("no backup younger than the RPO "
+                            f"({target.thresholds.rpo_hours:g} h): take one (pytest procedures -m backup) "
+                            "or pass --no-backup-check")
+    if problems:
+        raise DeployRefused("preflight: " + "; ".join(problems))
+    ctx.results["warnings"] = warnings
+    ctx.results["previous"] = _current(ctx)
+    record({"target": target.name, "event": "started", "version": version, "services": ctx.params["services"],
+            "previous": ctx.results["previous"]})
+    return {"previous": ctx.results["previous"], "warnings": warnings}
+
+
+def _pull(mesh, ref: str, problems: list) -> bool:
+    repo, _, tag = ref.rpartition(":")
+    try:
+        mesh.docker.images.pull(repo, tag=tag)
+        return True
+    except Exception as exc:
+        problems.append(f"{ref}: cannot be pulled: {str(exc).splitlines()[0][:200]}")
+        return False
+
+
+def wait_healthy(ctx: Context, svc: str, version: str, deadline: float = HEALTH_DEADLINE):
+    mesh = ctx.results["mesh"]
+    url = mesh.service_url(svc)
+
+    def ready():
+        states = {s.service: s for s in mesh.compose_services()}
+        s = states.get(svc)
+        if s is None or s.status != "running" or s.health not in (None, "healthy"):
+            raise RuntimeError(f"container {svc}: {s.status if s else 'absent'}/{s.health if s else '-'}"
+                               + (f" ({s.health_log})" if s and s.health_log else ""))
+        obs = http.get(url, mesh.timeout)
+        body = obs.body if isinstance(obs.body, dict) else {}
+        if obs.status != 200 or body.get("status") != "healthy":
+            raise RuntimeError(obs.describe())
+        if body.get("version") not in (None, version):
+            raise RuntimeError(f"reports version {body.get('version')!r}")
+        return True
+    return eventually(ready, timeout=deadline, interval=0.5, description=f"{svc} healthy at {version}")
+
+
+def _update(svc: str):
+    def do(ctx: Context):
+        version = ctx.params["version"]
+        compose_ops.set_service_version(ctx.target, svc, version)
+        try:
+            waited = wait_healthy(ctx, svc, version, ctx.params.get("health_deadline", HEALTH_DEADLINE))
+        except Exception:
+            revert(svc)(ctx)  # this service is half-done: put it back before the others are undone
+            raise
+        figures = ctx.results["prober"].figures
+        if figures.error_rate > ctx.params["max_error_rate"] and figures.sent >= 20:
+            revert(svc)(ctx)
+            raise RuntimeError(f"prober error rate {figures.error_rate:.1%} crossed {ctx.params['max_error_rate']:.1%}")
+        return f"healthy after {waited.elapsed:.1f}s"
+    return do
+
+
+def revert(svc: str):
+    def undo(ctx: Context):
+        previous = ctx.results["previous"][svc]["version"]
+        compose_ops.set_service_version(ctx.target, svc, previous)
+        wait_healthy(ctx, svc, previous)
+    return undo
+
+
+def start_prober(ctx: Context):
+    mesh = ctx.results["mesh"]
+    urls = [mesh.service_url(s) for s in ctx.target.services]
+    ctx.results["prober"] = Prober(urls, interval=0.1, timeout=2.0).__enter__()
+    return f"probing {len(urls)} endpoints every 100 ms"
+
+
+def stop_prober(ctx: Context):
+    prober = ctx.results.get("prober")
+    if prober:
+        ctx.results["figures"] = prober.stop().as_dict()
+
+
+def finish(ctx: Context):
+    stop_prober(ctx)
+    if set(ctx.params["services"]) == set(ctx.target.services):
+        compose_ops.write_image_tag(ctx.target, ctx.params["version"])
+    record({"target": ctx.target.name, "event": "finished", "version": ctx.params["version"],
+            "services": ctx.params["services"], "previous": ctx.results["previous"],
+            "prober": ctx.results["figures"]})
+    return ctx.results["figures"]
+
+
+def procedure(target, version: str | None, service: str | None = None, no_backup_check: bool = False,
+              name: str = "deploy") -> tuple[Procedure, dict]:
+    services = validate(target, version, service)
+    params = {"version": version, "services": services, "no_backup_check": no_backup_check,
+              "max_error_rate": 0.5}
+    steps = [Step("preflight: pull, verify images, recent backup, record current versions", preflight),
+             Step("start the prober (health endpoints every 100 ms)", start_prober, stop_prober, "stop the prober")]
+    steps += [Step(f"update {svc} to {version}, wait until healthy and reporting {version}", _update(svc),
+                   revert(svc), f"put {svc} back on its previous version and wait until healthy")
+              for svc in services]
+    steps.append(Step("stop the prober, pin IMAGE_TAG, record the deployment", finish))
+    return Procedure(name, steps), params
+
+
+def rollback_version(target, version: str | None) -> str:
+    """--deploy-version, else the version the last deploy replaced (interrupted or finished)."""
+    if version:
+        return version
+    for entry in reversed(history(target.name)):
+        if entry.get("event") in ("started", "finished") and entry.get("previous"):
+            versions = {v["version"] for v in entry["previous"].values()}
+            if len(versions) == 1:
+                return versions.pop()
+    raise DeployRefused(f"no deployment of {target.name} recorded in {HISTORY}: name the version with "
+                        "--deploy-version")

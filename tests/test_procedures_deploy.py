@@ -1,0 +1,100 @@
+"""Deployments for real on the sandbox: bad input refused before anything changes; the whole cycle
+deploy v1.1.0 -> gate green -> deploy a broken version -> automatic rollback -> gate green; a half-deployed
+state fails the gate; an interrupted deploy is repaired by -m rollback. Ends back on v1.0.0."""
+from __future__ import annotations
+
+import io
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from harness import REPO, run_suite
+from sandbox import config, engine
+
+pytestmark = pytest.mark.faults
+DEPLOY = ["procedures", "-m", "deploy", "--no-backup-check", "--health-deadline", "30", "-s"]
+
+
+def _versions() -> dict[str, str]:
+    return {c.name: c.attrs["Config"]["Image"].rpartition(":")[2] for c in engine.client().containers.list()
+            if c.name in config.SERVICES}
+
+
+def _build(service: str, base_version: str, version: str, cmd: str | None = None) -> None:
+    """A version built here for the test: the same service relabelled, or with a CMD that breaks it."""
+    base = f"{config.registry()}/developer-mesh-{service}:{base_version}"
+    dockerfile = (f"FROM {base}\nENV MESH_VERSION={version}\n"
+                  f"LABEL org.opencontainers.image.version={version}\n" + (f"CMD {cmd}\n" if cmd else ""))
+    ref = f"{config.registry()}/developer-mesh-{service}:{version}"
+    client = engine.client(timeout=300)
+    client.images.build(fileobj=io.BytesIO(dockerfile.encode()), tag=ref, rm=True)
+    for line in client.images.push(ref.rpartition(":")[0], tag=version, stream=True, decode=True):
+        assert "error" not in line, line
+
+
+@pytest.fixture(scope="module")
+def baseline(sandbox):
+    """Start and end on v1.0.0 everywhere."""
+    yield
+    run_suite(["procedures", "-m", "rollback", "--deploy-version", "v1.0.0"], REPO / "reports")
+
+
+@pytest.mark.parametrize("args, expect", [
+    (["--deploy-version", "v9.9.9"], "does not exist in registry"),
+    (["--deploy-version", "../../etc/passwd"], "not a valid image tag"),
+    (["--deploy-version", "v1.1.0", "--service", "nope"], "not a service of sandbox"),
+])
+def test_bad_input_refused_before_anything_changes(baseline, tmp_path, args, expect):
+    before = {c.name: c.id for c in engine.client().containers.list()}
+    run = run_suite(DEPLOY + args, tmp_path)
+    assert expect in run.failed("test_rolling_update_with_automatic_rollback")
+    assert {c.name: c.id for c in engine.client().containers.list()} == before
+
+
+def test_deploy_cycle_with_automatic_rollback(baseline, tmp_path):
+    run = run_suite(DEPLOY + ["--deploy-version", "v1.1.0"], tmp_path)
+    run.passed("test_rolling_update_with_automatic_rollback")
+    assert set(_versions().values()) == {"v1.1.0"}
+    assert "prober:" in run.output
+    gate = run_suite(["checks", "-m", "post_deploy", "--expect-version", "v1.1.0"], tmp_path)
+    assert gate.rc == 0, gate.output[-3000:]
+
+    # a version whose worker starts but never becomes healthy: rest-api and edge-mcp update, then all go back
+    for service in ("rest-api", "edge-mcp"):
+        _build(service, "v1.1.0", "v1.2.0-badworker")
+    _build("worker", "v1.1.0", "v1.2.0-badworker", cmd='["python3", "-c", "import time; time.sleep(10**6)"]')
+    run = run_suite(DEPLOY + ["--deploy-version", "v1.2.0-badworker"], tmp_path)
+    msg = run.failed("test_rolling_update_with_automatic_rollback")
+    assert "update worker" in msg and "Undone:" in msg and "update rest-api" in msg and "update edge-mcp" in msg
+    assert set(_versions().values()) == {"v1.1.0"}
+    gate = run_suite(["checks", "-m", "post_deploy", "--expect-version", "v1.1.0"], tmp_path)
+    assert gate.rc == 0, gate.output[-3000:]
+
+    # a version that exits at once
+    _build("rest-api", "v1.1.0", "v1.2.0-crash", cmd='["false"]')
+    run = run_suite(DEPLOY + ["--deploy-version", "v1.2.0-crash", "--service", "rest-api"], tmp_path)
+    assert "rest-api" in run.failed("test_rolling_update_with_automatic_rollback")
+    assert _versions()["rest-api"] == "v1.1.0"
+
+
+def test_half_deployed_state_fails_the_gate_and_rollback_repairs_an_interrupted_deploy(baseline, tmp_path):
+    run_suite(["procedures", "-m", "rollback", "--deploy-version", "v1.0.0"], tmp_path)
+    proc = subprocess.Popen([sys.executable, "-m", "pytest", *DEPLOY, "--deploy-version", "v1.1.0",
+                             f"--junitxml={tmp_path}/killed.xml", f"--html={tmp_path}/killed.html"],
+                            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while _versions().get("rest-api") != "v1.1.0":
+        assert time.monotonic() < deadline, "the deploy never reached rest-api"
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(10)
+    assert len(set(_versions().values())) == 2, _versions()  # half deployed
+    gate = run_suite(["checks", "-m", "post_deploy", "--expect-version", "v1.1.0"], tmp_path)
+    assert gate.rc == 1
+    run = run_suite(["procedures", "-m", "rollback", "--health-deadline", "60"], tmp_path)
+    run.passed("test_rollback_to_previous_version")
+    assert set(_versions().values()) == {"v1.0.0"}
