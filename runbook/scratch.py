@@ -150,6 +150,34 @@ class ScratchRedis:
         info = self.client().info("keyspace")
         return {int(name[2:]): int(v["keys"]) for name, v in info.items()}
 
+    def copy_into(self, live_db, batch_size: int = 500) -> tuple[int, int]:
+        """DUMP every key (with its PTTL) and RESTORE ... REPLACE it into live_db(n), database by database,
+        in pipelined batches. Keys that expired since the backup read as nil here and stay expired.
+        Returns (copied, expired)."""
+        copied = expired = 0
+        for db in self.keyspace():
+            src, dst, batch = self.client(db), live_db(db), []
+            for key in [*src.scan_iter(count=1000), None]:  # None: flush the last batch
+                if key is not None:
+                    batch.append(key)
+                if not batch or (key is not None and len(batch) < batch_size):
+                    continue
+                pipe = src.pipeline(transaction=False)
+                for k in batch:
+                    pipe.dump(k)
+                    pipe.pttl(k)
+                values = pipe.execute()
+                out = dst.pipeline(transaction=False)
+                for k, value, ttl in zip(batch, values[0::2], values[1::2]):
+                    if value is None or ttl == -2:
+                        expired += 1
+                        continue
+                    out.restore(k, max(ttl, 0), value, replace=True)  # PTTL -1 (no TTL) -> 0 (none)
+                    copied += 1
+                out.execute()
+                batch = []
+        return copied, expired
+
 
 @contextmanager
 def scratch_redis(docker_client, image: str, rdb_path: Path, deadline_seconds: float = 180, log=print):

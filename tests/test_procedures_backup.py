@@ -167,6 +167,35 @@ def insert_rows(contexts: list[dict]) -> None:
                          (TENANT, cid, c["text"], len(c["embedding"] or []), c["embedding"]))
 
 
+def live_redis(db: int = 0):
+    import redis
+    return redis.Redis(port=config.port("redis"), password=faults.secrets()["MESH_REDIS_PASSWORD"], db=db,
+                       socket_timeout=5, socket_connect_timeout=5)
+
+
+def seed_redis() -> dict:
+    """Keys of several types, in two databases, with and without TTL, and a stream with a consumer group."""
+    r0, r3 = live_redis(0), live_redis(3)
+    r0.set("rt:string", "ünïcode ✓", ex=3600)
+    r0.hset("rt:hash", mapping={"a": "1", "b": b"\x00\xff"})
+    r0.xadd("rt:stream", {"k": "v"})
+    r0.xgroup_create("rt:stream", "rt-group", id="0")
+    r3.rpush("rt:list", "x", "y")
+    return {"ttl": r0.ttl("rt:string"), "hash": r0.hgetall("rt:hash")}
+
+
+def redis_restored(seeded: dict) -> None:
+    r0, r3 = live_redis(0), live_redis(3)
+    assert r0.get("rt:string") == "ünïcode ✓".encode() and 0 < r0.ttl("rt:string") <= seeded["ttl"]
+    assert r0.hgetall("rt:hash") == seeded["hash"] and r3.lrange("rt:list", 0, -1) == [b"x", b"y"]
+    assert [g["name"] for g in r0.xinfo_groups("rt:stream")] == [b"rt-group"]
+
+
+def clean_redis() -> None:
+    live_redis(0).delete("rt:string", "rt:hash", "rt:stream")
+    live_redis(3).delete("rt:list")
+
+
 def delete_rows() -> None:
     with faults.admin() as conn:
         conn.execute("DELETE FROM mcp.contexts WHERE tenant_id = %s", (TENANT,))  # items, embeddings cascade
@@ -177,17 +206,22 @@ def delete_rows() -> None:
 def test_backup_then_restore_leaves_the_data_identical(our_backups, tmp_path, rows):
     delete_rows()
     insert_rows(rows)
+    clean_redis()
+    seeded = seed_redis()
     try:
         before = checksums()
         backup_id = take_backup(tmp_path)
         delete_rows()  # the restore must bring them back, and undo this change to a seeded row too
+        clean_redis()
         with faults.admin() as conn:
             conn.execute("UPDATE mcp.contexts SET status = 'mutated' WHERE id = (SELECT min(id) FROM mcp.contexts)")
         assert checksums() != before
         procedures(["-m", "restore", f"--backup={backup_id}"], tmp_path).passed("test_restore_from_backup")
         assert checksums() == before
+        redis_restored(seeded)
     finally:
         delete_rows()
+        clean_redis()
         faults.healthy_again()
 
 

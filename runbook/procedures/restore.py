@@ -17,7 +17,6 @@ The RTO (writers stopped -> services healthy again) is measured and recorded."""
 from __future__ import annotations
 
 import difflib
-import io
 import os
 import re
 import shutil
@@ -104,6 +103,17 @@ def start_writers(ctx: Context):
     for c in _writer_containers(ctx):
         c.start()
     return wait_healthy(ctx)
+
+
+def start_writers_undo(ctx: Context):
+    """Start them; wait for health only if what they depend on answers (else the steady state says why)."""
+    for c in _writer_containers(ctx):
+        c.start()
+    problems = _dependencies_down(ctx)
+    if problems:
+        ctx.log(f"writers started, not waiting for them to be healthy: {'; '.join(problems)}")
+        return
+    wait_healthy(ctx)
 
 
 def wait_healthy(ctx: Context):
@@ -231,32 +241,10 @@ def _live_redis(ctx: Context, db: int) -> redis.Redis:
 def _restore_redis(ctx: Context, rdb: Path) -> tuple[int, int]:
     live = _live_redis(ctx, 0)
     live.ping()  # a Redis that does not answer fails here, before FLUSHALL: nothing touched
-    copied = expired = 0
     with scratch.scratch_redis(ctx.results["mesh"].docker, verify.redis_image(ctx), rdb, log=ctx.log) as sr:
-        per_db = sr.keyspace()
         ctx.results["redis_touched"] = True
         live.flushall()
-        for db in per_db:
-            src, dst = sr.client(db), _live_redis(ctx, db)
-            batch: list[bytes] = []
-            for key in [*src.scan_iter(count=1000), None]:
-                if key is not None:
-                    batch.append(key)
-                if batch and (key is None or len(batch) >= 500):
-                    pipe = src.pipeline(transaction=False)
-                    for k in batch:
-                        pipe.dump(k)
-                        pipe.pttl(k)
-                    values = pipe.execute()
-                    out = dst.pipeline(transaction=False)
-                    for k, value, ttl in zip(batch, values[0::2], values[1::2]):
-                        if value is None or ttl == -2:  # expired since the backup: stays expired
-                            expired += 1
-                            continue
-                        out.restore(k, max(ttl, 0), value, replace=True)
-                        copied += 1
-                    out.execute()
-                    batch = []
+        copied, expired = sr.copy_into(lambda db: _live_redis(ctx, db))
     return copied, expired
 
 
@@ -297,7 +285,7 @@ def record_rto(ctx: Context):
     rto, target_min = ctx.results["rto_seconds"], ctx.target.thresholds.rto_minutes
     ctx.results["mesh"].evidence.measure("RTO (writers stopped -> services healthy)", round(rto, 1), "s",
                                          target_min * 60, "pass" if rto <= target_min * 60 else "fail")
-    shutil.rmtree(ctx.results["workdir"], ignore_errors=True)
+    remove_workdir(ctx)
     return f"RTO {rto:.1f}s (target {target_min:g} min); working files removed"
 
 
@@ -306,10 +294,8 @@ def remove_workdir(ctx: Context):
         shutil.rmtree(ctx.results["workdir"], ignore_errors=True)
 
 
-def steady_state(ctx: Context) -> list[str]:
-    """Before: only what the restore needs must answer (a restore is often run because things are broken).
-    After (or after an undo): the whole deployment healthy."""
-    mesh, problems = ctx.results["mesh"], []
+def _dependencies_down(ctx: Context) -> list[str]:
+    problems = []
     try:
         with _connect(ctx) as conn:
             conn.execute("SELECT 1")
@@ -319,12 +305,18 @@ def steady_state(ctx: Context) -> list[str]:
         _live_redis(ctx, 0).ping()
     except redis.RedisError as exc:
         problems.append(f"Redis does not answer: {exc}")
+    return problems
+
+
+def steady_state(ctx: Context) -> list[str]:
+    """Before: only what the restore needs must answer (a restore is often run because things are broken).
+    After (or after an undo): the whole deployment healthy."""
+    mesh, problems = ctx.results["mesh"], _dependencies_down(ctx)
     if not ctx.results.get("records"):  # the check before the first step
         mesh.s3.head_bucket(Bucket=ctx.target.s3.bucket)
         return problems
-    problems += [f"{s.service} is {s.status}/{s.health}" for s in mesh.compose_services()
-                 if s.service in ctx.target.compose.services and not s.ok]
-    return problems
+    return problems + [f"{s.service} is {s.status}/{s.health}" for s in mesh.compose_services()
+                       if s.service in ctx.target.compose.services and not s.ok]
 
 
 def procedure(backup_value: str) -> tuple[Procedure, dict]:
@@ -336,7 +328,7 @@ def procedure(backup_value: str) -> tuple[Procedure, dict]:
              download, remove_workdir, "remove the downloaded files"),
         Step("take a safety backup of the current state (the backup procedure, new ID) and read it back",
              safety_backup, None),
-        Step("stop the writers (edge-mcp, rest-api, worker)", stop_writers, start_writers,
+        Step("stop the writers (edge-mcp, rest-api, worker)", stop_writers, start_writers_undo,
              "start the writers and wait until healthy"),
         Step("arm the safety net: a failure from here restores the safety backup", arm, restore_safety_backup,
              "restore the safety backup: PostgreSQL, and Redis if it was touched"),
