@@ -10,7 +10,7 @@ import threading
 import time
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 import faults
@@ -201,7 +201,10 @@ def delete_rows() -> None:
         conn.execute("DELETE FROM mcp.contexts WHERE tenant_id = %s", (TENANT,))  # items, embeddings cascade
 
 
-@settings(max_examples=3, deadline=None, suppress_health_check=list(HealthCheck))
+# Each example is a full backup + restore (~30 s): a few examples, no shrinking (it would take hours),
+# no example database written into the tree.
+@settings(max_examples=3, deadline=None, suppress_health_check=list(HealthCheck), database=None,
+          phases=[Phase.explicit, Phase.generate])
 @given(rows=st.lists(context, min_size=1, max_size=4))
 def test_backup_then_restore_leaves_the_data_identical(our_backups, tmp_path, rows):
     delete_rows()
@@ -214,7 +217,7 @@ def test_backup_then_restore_leaves_the_data_identical(our_backups, tmp_path, ro
         delete_rows()  # the restore must bring them back, and undo this change to a seeded row too
         clean_redis()
         with faults.admin() as conn:
-            conn.execute("UPDATE mcp.contexts SET status = 'mutated' WHERE id = (SELECT min(id) FROM mcp.contexts)")
+            conn.execute("UPDATE mcp.contexts SET status = 'mutated' WHERE id = (SELECT id FROM mcp.contexts ORDER BY id LIMIT 1)")
         assert checksums() != before
         procedures(["-m", "restore", f"--backup={backup_id}"], tmp_path).passed("test_restore_from_backup")
         assert checksums() == before
