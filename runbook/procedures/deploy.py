@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from .. import backups, compose_ops, images
-from ..probes import http
+from ..probes import http, registry
 from ..procedure import Context, Procedure, Step
 from ..prober import Prober
 from ..wait import eventually
@@ -71,9 +71,13 @@ def preflight(ctx: Context):
     target, mesh, version = ctx.target, ctx.results["mesh"], ctx.params["version"]
     problems, warnings = [], []
     for svc in ctx.params["services"]:
-        report = images.verify(mesh.docker, image_ref(target, svc, version), mesh.timeout) \
-            if _pull(mesh, image_ref(target, svc, version), problems) else None
-        if report:
+        ref = image_ref(target, svc, version)
+        reg, repo, tag = registry.split_image(ref)
+        if registry.manifest_digest(reg, repo, tag, mesh.timeout) is None:
+            problems.append(f"{repo}:{tag} does not exist in registry {reg}")
+            continue
+        if _pull(mesh, ref, problems):
+            report = images.verify(mesh.docker, ref, mesh.timeout)
             problems += report.problems
             warnings += report.warnings
     if not ctx.params.get("no_backup_check"):
