@@ -131,6 +131,15 @@ class Deployment:
     # -- S3 ---------------------------------------------------------------------------------------
     @functools.cached_property
     def s3(self):
+        """For checks: the target's short deadline."""
+        return self._s3_client(self.timeout)
+
+    @functools.cached_property
+    def s3_transfer(self):
+        """For backups and restores: completing a large multipart upload takes longer than a check may."""
+        return self._s3_client(600)
+
+    def _s3_client(self, read_timeout: float):
         import boto3
         from botocore.config import Config
         s3 = self.target.s3
@@ -138,7 +147,7 @@ class Deployment:
             "s3", endpoint_url=s3.endpoint_url, region_name=s3.region,
             aws_access_key_id=self.target.secret(s3.access_key_env) if s3.access_key_env else None,
             aws_secret_access_key=self.target.secret(s3.secret_key_env) if s3.secret_key_env else None,
-            config=Config(connect_timeout=self.timeout, read_timeout=self.timeout,
+            config=Config(connect_timeout=self.timeout, read_timeout=read_timeout,
                           retries={"max_attempts": 1}))
 
 

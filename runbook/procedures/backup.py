@@ -81,7 +81,7 @@ def _dump(ctx: Context, name: str, extra: list[str]):
     pg, ep = ctx.target.postgres, ctx.results["endpoint"]
     cmd = ["pg_dump", "-h", ep.host, "-p", str(ep.port), "-U", pg.user, "-d", pg.database, "-Fc",
            "--no-password", f"--snapshot={ctx.results['snapshot_id']}", *extra]
-    art = artefacts.upload_command(ctx.results["mesh"].s3, ctx.target.s3.bucket, _prefix(ctx) + name, name, cmd,
+    art = artefacts.upload_command(ctx.results["mesh"].s3_transfer, ctx.target.s3.bucket, _prefix(ctx) + name, name, cmd,
                                    _pg_env(ctx), DUMP_TIMEOUT)
     ctx.results["artefacts"].append(art.as_dict())
     return f"{art.size} bytes"
@@ -123,7 +123,7 @@ def redis_snapshot(ctx: Context):
     chunks, _ = container.get_archive(f"{directory}/{filename}")
     with tarfile.open(fileobj=_ChunkReader(chunks), mode="r|") as tar:
         member = next(iter(tar))
-        art = artefacts.upload_stream(mesh.s3, ctx.target.s3.bucket, _prefix(ctx) + "redis.rdb", "redis.rdb",
+        art = artefacts.upload_stream(mesh.s3_transfer, ctx.target.s3.bucket, _prefix(ctx) + "redis.rdb", "redis.rdb",
                                       tar.extractfile(member))
     ctx.results["artefacts"].append(art.as_dict())
     return f"{art.size} bytes, {ctx.results['redis_keys']} keys, saved after {getattr(waited, 'attempts', '?')} polls"
@@ -144,7 +144,7 @@ def configuration(ctx: Context):
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
     buf.seek(0)
-    art = artefacts.upload_stream(ctx.results["mesh"].s3, ctx.target.s3.bucket, _prefix(ctx) + "config.tar.gz",
+    art = artefacts.upload_stream(ctx.results["mesh"].s3_transfer, ctx.target.s3.bucket, _prefix(ctx) + "config.tar.gz",
                                   "config.tar.gz", buf)
     ctx.results["artefacts"].append(art.as_dict())
     return f"{art.size} bytes"
@@ -158,7 +158,7 @@ def running_images(ctx: Context):
         images.append({"service": s.service, "container": s.container, "image": s.image, "version": s.version,
                        "image_id": s.image_id, "repo_digests": digests})
     data = json.dumps(images, indent=2).encode()
-    art = artefacts.upload_stream(mesh.s3, ctx.target.s3.bucket, _prefix(ctx) + "images.json", "images.json",
+    art = artefacts.upload_stream(mesh.s3_transfer, ctx.target.s3.bucket, _prefix(ctx) + "images.json", "images.json",
                                   io.BytesIO(data))
     ctx.results["artefacts"].append(art.as_dict())
     ctx.results["images"] = images

@@ -38,9 +38,7 @@ from ..wait import eventually
 from . import backup, verify
 
 WRITERS = ("rest-api", "edge-mcp", "worker")   # start order: edge-mcp waits for rest-api in the Compose file
-HEALTH_DEADLINE = 180
-RESTORE_TIMEOUT = 3600
-JOBS = 2
+HEALTH_DEADLINE, RESTORE_TIMEOUT, JOBS = 180, 3600, 2   # seconds, seconds, pg_restore -j (2 cores)
 
 
 def _pg_env(ctx: Context) -> dict:
@@ -55,7 +53,11 @@ def _connect(ctx: Context, which: str = "primary"):
 
 def download(ctx: Context):
     ctx.results["workdir"] = Path(tempfile.mkdtemp(prefix="mesh-restore-"))
-    ctx.results["files"] = verify.fetch_all(ctx, ctx.results["manifest"], ctx.results["workdir"] / "backup")
+    try:
+        ctx.results["files"] = verify.fetch_all(ctx, ctx.results["manifest"], ctx.results["workdir"] / "backup")
+    except BaseException:  # a failed step is not undone: its own files go here
+        remove_workdir(ctx)
+        raise
     return f"{len(ctx.results['files'])} artefacts match the manifest: nothing touched yet"
 
 

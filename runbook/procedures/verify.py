@@ -96,7 +96,11 @@ def fetch_all(ctx: Context, manifest: dict, into: Path) -> dict[str, Path]:
 
 def download(ctx: Context):
     ctx.results["workdir"] = Path(tempfile.mkdtemp(prefix="mesh-verify-"))
-    files = fetch_all(ctx, ctx.results["manifest"], ctx.results["workdir"])
+    try:
+        files = fetch_all(ctx, ctx.results["manifest"], ctx.results["workdir"])
+    except BaseException:  # a failed step is not undone: its own files go here
+        remove_workdir(ctx)
+        raise
     ctx.results["files"] = files
     return f"{len(files)} artefacts, {sum(p.stat().st_size for p in files.values())} bytes, all match"
 
