@@ -16,7 +16,8 @@ from .types import ProcedureRefused
 LOCK_DIR = Path(os.environ.get("MESH_LOCK_DIR", "/tmp"))
 
 
-def _key(target_name: str) -> int:
+def lock_key(target_name: str) -> int:
+    """The advisory-lock key of a target (a restore spares the session that holds it)."""
     return int.from_bytes(hashlib.sha1(f"mesh-runbook:{target_name}".encode()).digest()[:8], "big", signed=True)
 
 
@@ -39,7 +40,7 @@ def target_lock(target_name: str, holder: dict, pg_connect=None):
                 conn = pg_connect()
             except Exception:
                 conn = None  # the primary may be what the procedure repairs; the local lock still holds
-            if conn is not None and not conn.execute("SELECT pg_try_advisory_lock(%s)", (_key(target_name),)).fetchone()[0]:
+            if conn is not None and not conn.execute("SELECT pg_try_advisory_lock(%s)", (lock_key(target_name),)).fetchone()[0]:
                 conn.close()
                 raise ProcedureRefused(f"another destructive procedure holds target {target_name!r} "
                                        "(PostgreSQL advisory lock taken from another machine)")

@@ -31,11 +31,12 @@ import redis
 from redis.connection import parse_url
 
 from .. import backups, scratch
-from ..lock import _key as lock_key
+from ..lock import lock_key
 from ..procedure import Context, Procedure, Step
 from ..target import conninfo
 from ..wait import eventually
 from . import backup, verify
+from .verify import compare_row_counts
 
 WRITERS = ("rest-api", "edge-mcp", "worker")   # start order: edge-mcp waits for rest-api in the Compose file
 HEALTH_DEADLINE, RESTORE_TIMEOUT, JOBS = 180, 3600, 2   # seconds, seconds, pg_restore -j (2 cores)
@@ -205,15 +206,8 @@ def restore_postgres(ctx: Context):
 
 def row_counts_match(ctx: Context):
     """Counted while the writers are still stopped: after they start, the counts may move legitimately."""
-    expected = ctx.results["manifest"]["row_counts"]
     with _connect(ctx) as conn:
-        got = {t: conn.execute(f"SELECT count(*) FROM {ctx.target.schema[t]}").fetchone()[0] for t in expected}
-    ctx.results["mesh"].evidence.table("row counts after restore", ["table", "manifest", "restored"],
-                                       [(t, expected[t], got[t]) for t in expected])
-    wrong = [f"{t}: manifest {expected[t]}, restored {got[t]}" for t in expected if got[t] != expected[t]]
-    if wrong:
-        raise RuntimeError("restored row counts differ from the manifest: " + "; ".join(wrong))
-    return ", ".join(f"{t}={n}" for t, n in got.items())
+        return compare_row_counts(ctx, conn, "row counts after restore")
 
 
 def standby_caught_up(ctx: Context):

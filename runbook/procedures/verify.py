@@ -140,16 +140,21 @@ def restore_into_scratch(ctx: Context):
     return f"{ctx.results['pg_restore_seconds']:.1f}s"
 
 
-def row_counts_match(ctx: Context):
+def compare_row_counts(ctx: Context, conn, title: str) -> str:
+    """Row counts of the restored tables against the manifest (shared with the live restore)."""
     expected = ctx.results["manifest"]["row_counts"]
-    with ctx.results["scratch_pg"].connect(ctx.target.postgres.database) as conn:
-        got = {t: conn.execute(f"SELECT count(*) FROM {ctx.target.schema[t]}").fetchone()[0] for t in expected}
-    ctx.results["mesh"].evidence.table("row counts: manifest vs restored", ["table", "manifest", "restored"],
+    got = {t: conn.execute(f"SELECT count(*) FROM {ctx.target.schema[t]}").fetchone()[0] for t in expected}
+    ctx.results["mesh"].evidence.table(title, ["table", "manifest", "restored"],
                                        [(t, expected[t], got[t]) for t in expected])
     wrong = [f"{t}: manifest {expected[t]}, restored {got[t]}" for t in expected if got[t] != expected[t]]
     if wrong:
         raise RuntimeError("restored row counts differ from the manifest: " + "; ".join(wrong))
     return ", ".join(f"{t}={n}" for t, n in got.items())
+
+
+def row_counts_match(ctx: Context):
+    with ctx.results["scratch_pg"].connect(ctx.target.postgres.database) as conn:
+        return compare_row_counts(ctx, conn, "row counts: manifest vs restored")
 
 
 def dump_reads_every_row(ctx: Context):
