@@ -74,6 +74,28 @@ def ensure(secrets: dict[str, str]) -> str:
     return f"IMAGE_TAG={tag}"
 
 
+def running_tags() -> dict[str, str]:
+    """The image tag each app service's container runs now (by its Compose service label)."""
+    tags = {}
+    for c in engine.client().containers.list(all=True, filters={"label": f"com.docker.compose.project={config.COMPOSE_PROJECT}"}):
+        service = c.labels.get("com.docker.compose.service", c.name)
+        image = c.attrs["Config"]["Image"]
+        if "developer-mesh-" in image:
+            tags[service] = image.rpartition(":")[2]
+    return tags
+
+
+def reset_to_baseline(tag: str = config.VERSIONS[0]) -> list[str]:
+    """Put every app service back on `tag` (the suite's own tests start from it, whatever an earlier
+    rehearsal left deployed). Returns the services that had to move; none moves when all run `tag`."""
+    moved = sorted(s for s, t in running_tags().items() if t != tag)
+    if moved or current_tag() != tag:
+        write_env(config.load_secrets(), tag)
+        compose("up", "-d", "--remove-orphans")
+        wait_healthy()
+    return moved
+
+
 def wait_healthy(timeout: float = HEALTH_TIMEOUT) -> None:
     client = engine.client()
     deadline = time.monotonic() + timeout

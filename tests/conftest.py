@@ -12,6 +12,8 @@ def sandbox():
     """The sandbox must be up and healthy; a test that needs it and finds it down fails (never skips)."""
     try:
         compose.wait_healthy(timeout=60)
+        # The tests expect the baseline version: a rehearsal on this machine may have left v1.1.0 running.
+        compose.reset_to_baseline()
     except (procs.SandboxError, Exception) as exc:  # docker not answering at all lands here too
         pytest.fail(f"the sandbox is not up and healthy ({exc}); run sandbox/up first")
     return engine
