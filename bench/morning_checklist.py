@@ -20,7 +20,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 
 from sandbox import config  # noqa: E402
-from faults import hanging_listener  # noqa: E402
+from faults import hanging_listener, hanging_target  # noqa: E402
 
 
 def timed(cmd, env=None, timeout=600):
@@ -57,15 +57,16 @@ def main() -> None:
           "runbook 6 (of which step 6 only prints, and steps 1-2 pass on 'unhealthy')")
 
     with hanging_listener() as port:
+        # pytest gets a target whose every endpoint is the listener (default deadlines); the runbook's bash
+        # gets the same port through the variables it reads.
+        hang_cmd = [*pytest_cmd, "--target", str(hanging_target(tmp / "hanging.toml", port))]
         env = {**secrets, **{v: str(port) for v in ("MESH_EDGE_PORT", "MESH_API_PORT", "MESH_REDIS_PORT",
-                                                    "MESH_PROM_PORT", "MESH_PG_PORT", "MESH_PG_STANDBY_PORT",
-                                                    "MESH_S3_PORT")}}
+                                                    "MESH_PROM_PORT", "MESH_PG_PORT")}}
         print(f"\neverything hangs (a listener on :{port} that accepts and never answers)")
-        for name, cmd in (("pytest checks -m daily", pytest_cmd),
+        for name, cmd in (("pytest checks -m daily", hang_cmd),
                           ("runbook Morning Checklist (bash)", ["bash", str(REPO / "bench/runbook_morning_checklist.sh")])):
             seconds, rc, _ = timed(cmd, env=env, timeout=args.hang_timeout)
             print(f"{name:<36} {seconds:9.2f} s  rc={rc}")
-
 
 if __name__ == "__main__":
     main()

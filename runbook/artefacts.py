@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import subprocess
+import threading
 from dataclasses import dataclass
 
 from boto3.s3.transfer import TransferConfig
@@ -44,8 +45,12 @@ def upload_stream(s3, bucket: str, key: str, name: str, raw) -> Artefact:
 
 def upload_command(s3, bucket: str, key: str, name: str, cmd: list[str], env: dict, timeout: float) -> Artefact:
     """Run cmd (pg_dump) and stream its stdout to S3. A non-zero exit fails the artefact even though bytes
-    were uploaded: a truncated dump must never count as a dump."""
+    were uploaded: a truncated dump must never count as a dump. A watchdog kills cmd at its deadline, because
+    a dump that stops producing bytes (a hung server) would otherwise block the upload's read for ever."""
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    expired = threading.Event()
+    watchdog = threading.Timer(timeout, lambda: (expired.set(), proc.kill()))
+    watchdog.start()
     try:
         artefact = upload_stream(s3, bucket, key, name, proc.stdout)
         _, err = proc.communicate(timeout=timeout)
@@ -53,6 +58,10 @@ def upload_command(s3, bucket: str, key: str, name: str, cmd: list[str], env: di
         proc.kill()
         proc.wait(5)
         raise
+    finally:
+        watchdog.cancel()
+    if expired.is_set():
+        raise RuntimeError(f"{cmd[0]} did not finish within its {timeout:.0f}s deadline (killed)")
     if proc.returncode != 0:
         raise RuntimeError(f"{cmd[0]} exited {proc.returncode}: {err.decode(errors='replace').strip()[-300:]}")
     return artefact

@@ -7,6 +7,7 @@ import socket
 import threading
 import time
 from contextlib import contextmanager
+from pathlib import Path
 
 import psycopg
 
@@ -132,6 +133,48 @@ def hanging_listener():
         for conn in held:
             conn.close()
         srv.close()
+
+
+def hanging_target(path: Path, port: int, **thresholds) -> Path:
+    """A target whose every endpoint (HTTP, PostgreSQL, Redis, S3, Docker, Prometheus) is a hanging listener."""
+    extra = "".join(f"{k} = {v}\n" for k, v in thresholds.items())
+    path.write_text(f'''
+name = "hanging"
+protected = false
+[hosts]
+app = "local://"
+[services.edge-mcp]
+url = "http://127.0.0.1:{port}"
+health_path = "/health"
+[services.rest-api]
+url = "http://127.0.0.1:{port}"
+health_path = "/health"
+[api]
+service = "rest-api"
+key_env = "MESH_API_KEY"
+[postgres]
+password_env = "MESH_PG_PASSWORD"
+database = "mcp"
+user = "mcp_user"
+primary = {{ host = "127.0.0.1", port = {port} }}
+standby = {{ host = "127.0.0.1", port = {port} }}
+[redis]
+url = "redis://127.0.0.1:{port}/0"
+stream = "webhooks"
+consumer_group = "webhook-workers"
+[s3]
+region = "us-east-1"
+endpoint_url = "http://127.0.0.1:{port}"
+bucket = "hanging-bucket"
+[compose]
+project = "hanging"
+file = "docker-compose.yml"
+docker_host = "tcp://127.0.0.1:{port}"
+services = ["edge-mcp"]
+[prometheus]
+url = "http://127.0.0.1:{port}"
+''' + (f"[thresholds]\n{extra}" if extra else ""))
+    return path
 
 
 def _swallow(fn, *args):

@@ -139,45 +139,7 @@ def test_no_backups_in_bucket_is_a_warning(healthy, tmp_path):
 
 def test_everything_hangs_finishes_red_within_deadlines(sandbox, tmp_path):
     with faults.hanging_listener() as port:
-        target = tmp_path / "hanging.toml"
-        target.write_text(f'''
-name = "hanging"
-protected = false
-[hosts]
-app = "local://"
-[services.edge-mcp]
-url = "http://127.0.0.1:{port}"
-health_path = "/health"
-[services.rest-api]
-url = "http://127.0.0.1:{port}"
-health_path = "/health"
-[api]
-service = "rest-api"
-key_env = "MESH_API_KEY"
-[postgres]
-password_env = "MESH_PG_PASSWORD"
-database = "mcp"
-user = "mcp_user"
-primary = {{ host = "127.0.0.1", port = {port} }}
-standby = {{ host = "127.0.0.1", port = {port} }}
-[redis]
-url = "redis://127.0.0.1:{port}/0"
-stream = "webhooks"
-consumer_group = "webhook-workers"
-[s3]
-region = "us-east-1"
-endpoint_url = "http://127.0.0.1:{port}"
-bucket = "hanging-bucket"
-[compose]
-project = "hanging"
-file = "docker-compose.yml"
-docker_host = "tcp://127.0.0.1:{port}"
-services = ["edge-mcp"]
-[prometheus]
-url = "http://127.0.0.1:{port}"
-[thresholds]
-http_timeout_seconds = 2
-''')
+        target = faults.hanging_target(tmp_path / "hanging.toml", port, http_timeout_seconds=2)
         run = run_suite(["checks", "-m", "daily", "-k", "not disk"], tmp_path, target=target, timeout=120)
     assert run.rc == 1
     assert all(outcome == "failed" for outcome, _ in run.results.values()), run.results

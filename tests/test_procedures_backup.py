@@ -307,6 +307,31 @@ def test_backup_with_redis_stopped_leaves_no_partial_backup_and_a_retry_works(ou
     assert backup_ids()[backup_id] is True
 
 
+def test_backup_with_postgres_dying_mid_dump_leaves_no_partial_backup_and_a_retry_works(our_backups, tmp_path):
+    """PostgreSQL kills pg_dump's session while it streams (pg_terminate_backend: the server side of the dump
+    dies halfway): the half-uploaded dump must not count, the partial objects are deleted, a retry works."""
+    before = s3_objects()
+    killed = threading.Event()
+
+    def terminate_pg_dump():
+        deadline = time.monotonic() + 120
+        with faults.admin() as conn:
+            while time.monotonic() < deadline and not killed.is_set():
+                if conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                                " WHERE application_name = 'pg_dump'").fetchall():
+                    killed.set()
+                time.sleep(0.02)
+    watcher = threading.Thread(target=terminate_pg_dump, daemon=True)
+    watcher.start()
+    msg = procedures(["-m", "backup"], tmp_path).failed("test_full_backup_to_s3_verified")
+    watcher.join(5)
+    assert killed.is_set(), "pg_dump was never seen: the fault was not injected"
+    assert "pg_dump exited" in msg and "reserve" in msg.split("Undone:")[1], msg
+    assert s3_objects() == before
+    backup_id = take_backup(tmp_path)
+    assert backup_ids()[backup_id] is True
+
+
 # -- nightly verification -----------------------------------------------------------------------------------
 
 def test_backup_verify_on_a_fresh_backup_passes_and_reports_rpo_and_duration(our_backups, tmp_path):

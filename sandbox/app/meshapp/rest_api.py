@@ -1,4 +1,5 @@
 """rest-api stand-in: health (contract §2), API-key auth and contexts (§7), webhook ingress into Redis (§5)."""
+import contextlib
 import hashlib
 import json
 import urllib.parse
@@ -145,8 +146,9 @@ def _envelope(data):
     return {"data": data, "request_id": str(uuid.uuid4()), "timestamp": now_rfc3339()}
 
 
-@app.route("POST", "/api/v1/contexts")
-def create_context(req):
+@contextlib.contextmanager
+def _authenticated(req):
+    """A database connection and the caller's tenant; the database failing on the way in is a 503, not a 401."""
     try:
         conn = db_connect()
     except psycopg.Error as e:
@@ -156,6 +158,12 @@ def create_context(req):
             tenant = authenticate(req, conn)
         except psycopg.Error as e:
             raise _db_unavailable(e)
+        yield conn, tenant
+
+
+@app.route("POST", "/api/v1/contexts")
+def create_context(req):
+    with _authenticated(req) as (conn, tenant):
         c = _validate_context(req.json_body())
         total = sum(t for _, _, t in c["items"])
         try:
@@ -178,15 +186,7 @@ def create_context(req):
 
 @app.route("GET", "/api/v1/contexts/{id}")
 def get_context(req, id):
-    try:
-        conn = db_connect()
-    except psycopg.Error as e:
-        raise _db_unavailable(e)
-    with conn:
-        try:
-            tenant = authenticate(req, conn)
-        except psycopg.Error as e:
-            raise _db_unavailable(e)
+    with _authenticated(req) as (conn, tenant):
         try:
             cid = uuid.UUID(id)
         except ValueError:
