@@ -19,6 +19,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 
+from runbook.target import load_target  # noqa: E402
 from sandbox import config  # noqa: E402
 from faults import hanging_listener, hanging_target  # noqa: E402
 
@@ -50,6 +51,8 @@ def main() -> None:
             seconds, rc, out = timed(cmd, env=secrets)
             times.append(seconds)
         rows.append((name, statistics.median(times), min(times), max(times), rc))
+        if rc not in (0, "timeout") and name.startswith("pytest"):  # say why, e.g. real 5xx from fault tests
+            print("\n".join(line for line in out.splitlines() if line.startswith("FAILED")))
     print(f"{'healthy sandbox':<36} {'median s':>9} {'min':>7} {'max':>7}  rc")
     for name, med, lo, hi, rc in rows:
         print(f"{name:<36} {med:9.2f} {lo:7.2f} {hi:7.2f}  {rc}")
@@ -59,7 +62,9 @@ def main() -> None:
     with hanging_listener() as port:
         # pytest gets a target whose every endpoint is the listener (default deadlines); the runbook's bash
         # gets the same port through the variables it reads.
-        hang_cmd = [*pytest_cmd, "--target", str(hanging_target(tmp / "hanging.toml", port))]
+        deadline = load_target("sandbox", REPO / "targets").thresholds.http_timeout_seconds  # the sandbox's own deadlines
+        hanging = hanging_target(tmp / "hanging.toml", port, http_timeout_seconds=deadline)
+        hang_cmd = [*pytest_cmd, "--target", str(hanging)]
         env = {**secrets, **{v: str(port) for v in ("MESH_EDGE_PORT", "MESH_API_PORT", "MESH_REDIS_PORT",
                                                     "MESH_PROM_PORT", "MESH_PG_PORT")}}
         print(f"\neverything hangs (a listener on :{port} that accepts and never answers)")

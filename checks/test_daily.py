@@ -104,7 +104,8 @@ def test_7_replication_lag(mesh, thresholds):
 
 def test_8_latest_backup_within_rpo(mesh, target, thresholds):
     """8. (missing from the runbook's checklist) The newest complete backup in S3 is younger than the RPO."""
-    latest = backups.latest(mesh.s3, target.s3.bucket, target.s3.prefix)
+    latest = mesh.s3_call("the backup listing",
+                          lambda s3: backups.latest(s3, target.s3.bucket, target.s3.prefix))
     if latest is None:
         warn(mesh.evidence, f"no backup found in s3://{target.s3.bucket}/{target.s3.prefix}/ yet: "
                             "take one with `pytest procedures -m backup`")

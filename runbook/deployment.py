@@ -139,6 +139,17 @@ class Deployment:
         """For backups and restores: completing a large multipart upload takes longer than a check may."""
         return self._s3_client(600)
 
+    def s3_call(self, what: str, fn):
+        """fn(s3) with every S3 failure (no answer, no credentials, access denied) said in one line."""
+        from botocore.exceptions import BotoCoreError, ClientError
+        try:
+            return fn(self.s3)
+        except (BotoCoreError, ClientError) as exc:
+            where = self.target.s3.endpoint_url or "AWS S3"
+            raise Unreachable(f"S3 at {where} (bucket {self.target.s3.bucket}) failed {what} (deadline "
+                              f"{self.timeout:g}s): {_first_line(exc)}. Next step: check the endpoint and the "
+                              f"credentials the target names (aws s3 ls s3://{self.target.s3.bucket}/).") from None
+
     def _s3_client(self, read_timeout: float):
         import boto3
         from botocore.config import Config

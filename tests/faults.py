@@ -166,6 +166,8 @@ consumer_group = "webhook-workers"
 region = "us-east-1"
 endpoint_url = "http://127.0.0.1:{port}"
 bucket = "hanging-bucket"
+access_key_env = "MESH_S3_ACCESS_KEY"
+secret_key_env = "MESH_S3_SECRET_KEY"
 [compose]
 project = "hanging"
 file = "docker-compose.yml"

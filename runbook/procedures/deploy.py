@@ -81,7 +81,8 @@ def preflight(ctx: Context):
             problems += report.problems
             warnings += report.warnings
     if not ctx.params.get("no_backup_check"):
-        latest = backups.latest(mesh.s3, target.s3.bucket, target.s3.prefix)
+        latest = mesh.s3_call("the backup listing",
+                              lambda s3: backups.latest(s3, target.s3.bucket, target.s3.prefix))
         if latest is None or latest.age_seconds > target.thresholds.rpo_hours * 3600:
             problems.append("no backup younger than the RPO "
                             f"({target.thresholds.rpo_hours:g} h): take one (pytest procedures -m backup) "
