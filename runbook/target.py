@@ -121,7 +121,7 @@ class Thresholds:
     p99_ms: float = 1000  # added: the design names p95/p99; sandbox.toml has no p99 yet
     rpo_hours: float = 24
     rto_minutes: float = 120
-    http_timeout_seconds: float = 3
+    http_timeout_seconds: float = 2
 
 
 # The real table names (developer-mesh-contract.md section 4). Known keys only, so a typo fails on load.

@@ -26,7 +26,7 @@ def test_paused_container_fails_by_its_deadline(healthy, tmp_path):
     with faults.container_paused("rest-api"):
         run = run_suite(["checks", "-m", "daily", "-k", "rest_api"], tmp_path)
     msg = run.failed("test_2_rest_api_health")
-    assert "timed out after 3s" in msg
+    assert "timed out after 2s" in msg
     assert run.seconds < 20
 
 
