@@ -122,6 +122,9 @@ class Thresholds:
     rpo_hours: float = 24
     rto_minutes: float = 120
     http_timeout_seconds: float = 2
+    # A deploy rolls back when this share of the prober's requests failed: above the recreate gap of one
+    # replica (3-6 % measured, docs/zero-downtime.md), below what a broken version does.
+    deploy_error_rate_max: float = 0.5
 
 
 # The real table names (developer-mesh-contract.md section 4). Known keys only, so a typo fails on load.

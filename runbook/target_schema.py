@@ -286,4 +286,5 @@ THRESHOLDS: dict[str, Check] = {
     "rpo_hours": check(_POSITIVE, _number(0, math.inf)),
     "rto_minutes": check(_POSITIVE, _number(0, math.inf)),
     "http_timeout_seconds": check(_DURATION, _seconds),
+    "deploy_error_rate_max": check(_RATIO, _number(0, 1)),
 }

@@ -178,7 +178,7 @@ def procedure(target, version: str | None, service: str | None = None, no_backup
               name: str = "deploy") -> tuple[Procedure, dict]:
     services = validate(target, version, service)
     params = {"version": version, "services": services, "no_backup_check": no_backup_check,
-              "max_error_rate": 0.5}
+              "max_error_rate": target.thresholds.deploy_error_rate_max}
     steps = [Step("preflight: pull, verify images, recent backup, record current versions", preflight),
              Step("start the prober (health endpoints every 100 ms)", start_prober, stop_prober, "stop the prober")]
     steps += [Step(f"update {svc} to {version}, wait until healthy and reporting {version}", _update(svc),
