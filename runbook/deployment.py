@@ -62,8 +62,12 @@ class Deployment:
                                     self.target.secret(pg.password_env), pg.sslmode, self.timeout,
                                     statement_timeout_ms or int(self.timeout * 1000))
         except psycopg.Error as exc:
+            where = f"PostgreSQL {which} at {endpoint.host}:{endpoint.port}"
+            if "authentication failed" in str(exc):  # it answered: the credentials are wrong, not the server
+                raise Unreachable(f"{where} refused user {pg.user!r}: {_first_line(exc)}. Next step: check the "
+                                  f"password the target takes from ${pg.password_env} (rotated?)") from None
             raise Unreachable(
-                f"PostgreSQL {which} at {endpoint.host}:{endpoint.port} did not accept a connection within "
+                f"{where} did not accept a connection within "
                 f"{self.timeout:g}s: {_first_line(exc)}. Next step: check that the server is running "
                 f"(pg_isready -h {endpoint.host} -p {endpoint.port}) and its log.") from None
         try:
@@ -91,6 +95,10 @@ class Deployment:
         import redis as redis_lib
         try:
             return fn(self.redis)
+        except redis_lib.AuthenticationError as exc:  # it answered: the password is wrong
+            raise Unreachable(f"Redis at {_hostport(self.target.redis.url)} refused {what}: {_first_line(exc)}. "
+                              f"Next step: check the password the target names "
+                              f"(${self.target.redis.password_env or 'in the URL'}).") from None
         except redis_lib.RedisError as exc:
             raise Unreachable(f"Redis at {_hostport(self.target.redis.url)} did not answer {what} within "
                               f"{self.timeout:g}s: {_first_line(exc)}. Next step: docker compose ps redis; "

@@ -36,6 +36,15 @@ def test_daily_checklist_is_fast_and_names_its_reports(sandbox, tmp_path):
     assert "reports" in run.output and str(run.html) in run.output
 
 
+def test_daily_checklist_under_xdist_keeps_every_verdict_and_its_evidence(sandbox, tmp_path):
+    run = run_suite(["checks", "-m", "daily", "-n", "2"], tmp_path, target=quiet_target(tmp_path))
+    assert run.rc == 0, run.output[-3000:]
+    assert len(run.results) == 8
+    lines = [json.loads(line) for line in run.evidence.read_text().splitlines()]
+    assert sorted(line["nodeid"].rpartition("::")[2] for line in lines) == sorted(run.results)
+    assert all(line["evidence"] for line in lines if line["outcome"] == "passed")
+
+
 def test_empty_selection_fails_the_run(sandbox, tmp_path):
     run = run_suite(["checks", "-m", "daily and not daily"], tmp_path)
     assert run.rc != 0
