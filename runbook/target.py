@@ -84,6 +84,7 @@ class Compose:
     services: tuple[str, ...]
     docker_host: str | None = None  # None: the Docker default (DOCKER_HOST or /var/run/docker.sock)
     env_file: str | None = None     # the project's .env (holds secrets: backed up with them removed)
+    config_paths: tuple[str, ...] = ()  # the runbook's configs/ and /etc/mcp/: backed up, secrets removed
 
 
 @dataclass(frozen=True)
@@ -256,7 +257,8 @@ def _sections() -> dict[str, tuple[Any, Any]]:
              "secret_key_env": (chk.env_name, None)}, S3), R),
         "compose": (chk.table(
             {"project": (chk.container, R), "file": (chk.text, R), "docker_host": (chk.docker_host, None),
-             "env_file": (chk.text, None), "services": (chk.names, R)}, Compose), R),
+             "env_file": (chk.text, None), "services": (chk.names, R), "config_paths": (chk.paths, ())},
+            Compose), R),
         "prometheus": (chk.table({"url": (chk.http_url, R)}, Prometheus), None),
         "grafana": (chk.table({"url": (chk.http_url, R), "api_key_env": (chk.env_name, None)}, Grafana), None),
         "registry": (chk.table({"url": (chk.registry_url, R), "image_prefix": (chk.text_or_empty, "")},
@@ -300,7 +302,8 @@ def load_target(name_or_path: str, targets_dir: Path, environ: Mapping[str, str]
         values["secrets_file"] = path.parent / values["secrets_file"]  # relative to the target file
     compose = values["compose"]  # paths in the file are relative to the file, like secrets_file
     values["compose"] = replace(compose, file=str((path.parent / compose.file).resolve()),
-                                env_file=str(path.parent / compose.env_file) if compose.env_file else None)
+                                env_file=str(path.parent / compose.env_file) if compose.env_file else None,
+                                config_paths=tuple(str(path.parent / d) for d in compose.config_paths))
     target = Target(source=path, **values)
     object.__setattr__(target, "_environ", environ)  # see Target._env
     return target

@@ -234,6 +234,12 @@ def _names(value: Any) -> tuple[str, ...]:
     return tuple(_str(x, r"[A-Za-z0-9][A-Za-z0-9_.-]*") for x in value)
 
 
+def _paths(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        raise ValueError
+    return tuple(_str(x) for x in value)
+
+
 def _seconds(value: Any) -> float:
     if isinstance(value, bool):
         raise ValueError
@@ -269,6 +275,7 @@ sslmode = check("one of disable, allow, prefer, require, verify-ca, verify-full"
                 lambda v: _str(v, r"disable|allow|prefer|require|verify-ca|verify-full"))
 host_spec = check("a host spec: local://, ssh://user@host[:port], docker://name or paramiko://host", _host_spec)
 names = check("a non-empty list of names", _names)
+paths = check("a list of paths", _paths)
 
 THRESHOLDS: dict[str, Check] = {
     "disk_warn_percent": check(_PERCENT, _number(0, 100)),

@@ -129,25 +129,50 @@ def redis_snapshot(ctx: Context):
     return f"{art.size} bytes, {ctx.results['redis_keys']} keys, saved after {getattr(waited, 'attempts', '?')} polls"
 
 
+def config_files(paths) -> list[tuple[Path, str]]:
+    """(file, name in the archive) for every file under the target's config_paths: config/<absolute path>."""
+    found = []
+    for raw in paths:
+        path = Path(raw).resolve()
+        if not path.exists():
+            raise FileNotFoundError(f"config path {raw} does not exist (compose.config_paths in the target)")
+        for f in sorted(path.rglob("*")) if path.is_dir() else [path]:
+            if f.is_file():
+                found.append((f, "config" + str(f)))
+    return found
+
+
+def _add_redacted(tar: tarfile.TarFile, path: Path, arcname: str, redactor: Redactor) -> None:
+    data = path.read_bytes()
+    try:
+        data = redactor.text(data.decode()).encode()
+    except UnicodeDecodeError:
+        pass  # binary (a certificate bundle, say): as it is
+    info = tarfile.TarInfo(arcname)
+    info.size, info.mode, info.mtime = len(data), path.stat().st_mode & 0o777, int(path.stat().st_mtime)
+    tar.addfile(info, io.BytesIO(data))
+
+
 def configuration(ctx: Context):
-    """The Compose file and its environment file with every secret value replaced (never stored in S3)."""
+    """The Compose file, its environment file and the target's config_paths (the runbook's configs/ and
+    /etc/mcp/), every secret value replaced: secrets are never stored in S3."""
     buf = io.BytesIO()
     redactor = Redactor(ctx.target.secret_values())
+    compose = ctx.target.compose
     with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        compose_file = Path(ctx.target.compose.file)
+        compose_file = Path(compose.file)
         if compose_file.is_file():
             tar.add(compose_file, arcname=f"compose/{compose_file.name}")
-        env_file = getattr(ctx.target.compose, "env_file", None)
-        if env_file and Path(env_file).is_file():
-            data = redactor.text(Path(env_file).read_text()).encode()
-            info = tarfile.TarInfo(f"compose/{Path(env_file).name}.redacted")
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
+        if compose.env_file and Path(compose.env_file).is_file():
+            _add_redacted(tar, Path(compose.env_file), f"compose/{Path(compose.env_file).name}.redacted", redactor)
+        files = config_files(compose.config_paths)
+        for path, arcname in files:
+            _add_redacted(tar, path, arcname, redactor)
     buf.seek(0)
     art = artefacts.upload_stream(ctx.results["mesh"].s3_transfer, ctx.target.s3.bucket, _prefix(ctx) + "config.tar.gz",
                                   "config.tar.gz", buf)
     ctx.results["artefacts"].append(art.as_dict())
-    return f"{art.size} bytes"
+    return f"{art.size} bytes, {len(files)} config files"
 
 
 def running_images(ctx: Context):
@@ -217,7 +242,7 @@ def procedure(backup_id: str | None = None) -> tuple[Procedure, dict]:
         Step("pg_dump -Fc of the database, streamed to S3 (multipart)", dump_database),
         Step("pg_dump -Fc of mcp.embeddings (the runbook's 'vector data')", dump_embeddings),
         Step("Redis BGSAVE, wait for LASTSAVE to move, copy the RDB to S3", redis_snapshot),
-        Step("configuration: Compose file and env file with secrets removed", configuration),
+        Step("configuration: Compose file, env file and config_paths, secrets removed", configuration),
         Step("record image names, versions and digests of every Compose service", running_images),
         Step("write manifest.json (last: without it the backup is incomplete)", write_manifest),
         Step("verify every object against the manifest (size + sha256)", verify_objects),

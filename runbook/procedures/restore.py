@@ -9,8 +9,8 @@ Where the runbook is wrong:
   a scratch Redis and every live key is copied with DUMP / RESTORE ... REPLACE (TTLs kept) after FLUSHALL,
   so the restored keys go through the AOF like any write;
 - it copies the configuration back; the backed-up env file has its secrets removed by design, so
-  overwriting would break the deployment. Here the backed-up Compose and env files are compared with the
-  current ones and the differences reported: a human decides;
+  overwriting would break the deployment. Here the backed-up Compose, env and config files are compared
+  with the current ones and the differences reported: a human decides;
 - it has no safety net. Here a safety backup of the current state is taken (and read back) before anything
   is touched; if a step fails after the live data changed, the undo restores that safety backup and says so.
 The RTO (writers stopped -> services healthy again) is measured and recorded."""
@@ -32,6 +32,7 @@ from redis.connection import parse_url
 
 from .. import backups, scratch
 from ..lock import lock_key
+from ..redact import Redactor
 from ..procedure import Context, Procedure, Step
 from ..target import conninfo
 from ..wait import eventually
@@ -253,6 +254,25 @@ def restore_redis(ctx: Context):
            f"{ctx.results['manifest']['redis_keys']})"
 
 
+def _compare_config_files(saved: dict[str, str], redactor: Redactor) -> str:
+    """The config_paths files in the backup against the same files now (redacted alike before comparing)."""
+    same, differ, missing = 0, [], []
+    for name, text in saved.items():
+        if not name.startswith("config/"):
+            continue
+        path = Path(name[len("config"):])
+        if not path.is_file():
+            missing.append(str(path))
+        elif redactor.text(path.read_text(errors="replace")) == text:
+            same += 1
+        else:
+            differ.append(str(path))
+    if not same and not differ and not missing:
+        return "config files: none in the backup"
+    return (f"config files: {same} identical" + (f", differ now {differ}" if differ else "")
+            + (f", missing now {missing}" if missing else ""))
+
+
 def compare_configuration(ctx: Context):
     """Reported, never overwritten: the backed-up env file has no secrets (by design)."""
     compose_now, env_now = Path(ctx.target.compose.file), ctx.target.compose.env_file
@@ -273,6 +293,7 @@ def compare_configuration(ctx: Context):
         now = keys(Path(env_now).read_text()) if Path(env_now).is_file() else set()
         gone, new = sorted(keys(saved_env) - now), sorted(now - keys(saved_env))
         notes.append(f"env file: {'same variables' if not gone and not new else f'missing now {gone}, new {new}'}")
+    notes.append(_compare_config_files(saved, Redactor(ctx.target.secret_values())))
     ctx.results["config_differences"] = notes
     return "; ".join(notes) + " (reported, not overwritten)"
 
@@ -335,7 +356,7 @@ def procedure(backup_value: str) -> tuple[Procedure, dict]:
         Step("the standby replayed past the primary's LSN after the restore", standby_caught_up),
         Step("Redis: load redis.rdb into a scratch Redis, FLUSHALL live, DUMP/RESTORE REPLACE every key with its TTL",
              restore_redis),
-        Step("configuration: compare the backed-up Compose and env files with the current ones (not overwritten)",
+        Step("configuration: compare the backed-up Compose, env and config files with the current ones (not overwritten)",
              compare_configuration),
         Step("start the writers and wait until every Compose service is healthy", start_writers),
         Step("record the RTO and remove the working files", record_rto),
