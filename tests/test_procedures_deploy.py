@@ -4,6 +4,7 @@ state fails the gate; an interrupted deploy is repaired by -m rollback. Ends bac
 from __future__ import annotations
 
 import io
+import json
 import os
 import signal
 import subprocess
@@ -12,7 +13,8 @@ import time
 
 import pytest
 
-from harness import REPO, run_suite
+from harness import REPO, run_suite, target_with
+from runbook.procedures import deploy
 from sandbox import config, engine
 
 pytestmark = pytest.mark.faults
@@ -22,6 +24,26 @@ DEPLOY = ["procedures", "-m", "deploy", "--no-backup-check", "--health-deadline"
 def _versions() -> dict[str, str]:
     return {c.name: c.attrs["Config"]["Image"].rpartition(":")[2] for c in engine.client().containers.list()
             if c.name in config.SERVICES}
+
+
+# /health answers healthy once in four requests, 503 otherwise (a stand-in for a flapping release)
+FLAKY_HEALTH = """
+import http.server, itertools, json, os
+count = itertools.count()
+class Health(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        ok = next(count) % 4 == 0
+        body = json.dumps({"status": "healthy" if ok else "unhealthy", "ready": ok,
+                           "version": os.environ["MESH_VERSION"]}).encode()
+        self.send_response(200 if ok else 503)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+http.server.ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), Health).serve_forever()
+"""
 
 
 def _build(service: str, base_version: str, version: str, cmd: str | None = None) -> None:
@@ -73,6 +95,9 @@ def test_deploy_cycle_with_automatic_rollback(baseline, tmp_path):
     msg = run.failed("test_rolling_update_with_automatic_rollback")
     assert "update worker" in msg and "Undone:" in msg and "update rest-api" in msg and "update edge-mcp" in msg
     assert set(_versions().values()) == {"v1.1.0"}
+    last = deploy.history("sandbox")[-1]  # the deployment history says so, with who and what the prober saw
+    assert (last["event"], last["version"], bool(last["who"])) == ("rolled back", "v1.2.0-badworker", True), last
+    assert last["prober"]["sent"] > 0 and last["previous"]["worker"]["version"] == "v1.1.0", last
     gate = run_suite(["checks", "-m", "post_deploy", "--expect-version", "v1.1.0"], tmp_path)
     assert gate.rc == 0, gate.output[-3000:]
 
@@ -80,6 +105,15 @@ def test_deploy_cycle_with_automatic_rollback(baseline, tmp_path):
     _build("rest-api", "v1.1.0", "v1.2.0-crash", cmd='["false"]')
     run = run_suite(DEPLOY + ["--deploy-version", "v1.2.0-crash", "--service", "rest-api"], tmp_path)
     assert "rest-api" in run.failed("test_rolling_update_with_automatic_rollback")
+    assert _versions()["rest-api"] == "v1.1.0"
+
+    # a version that becomes healthy but then fails 3 health requests in 4: the prober's error rate crosses
+    # the target's deploy_error_rate_max and the service goes back
+    _build("rest-api", "v1.1.0", "v1.2.0-flaky", cmd=json.dumps(["python3", "-c", FLAKY_HEALTH]))
+    run = run_suite(DEPLOY + ["--deploy-version", "v1.2.0-flaky", "--service", "rest-api"], tmp_path,
+                    target=target_with(tmp_path, deploy_error_rate_max="0.1"))
+    msg = run.failed("test_rolling_update_with_automatic_rollback")
+    assert "prober error rate" in msg and "crossed 10.0%" in msg, msg
     assert _versions()["rest-api"] == "v1.1.0"
 
 

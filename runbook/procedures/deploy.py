@@ -15,7 +15,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .. import backups, compose_ops, images
+from .. import audit, backups, compose_ops, images
 from ..probes import http, registry
 from ..procedure import Context, Procedure, Step
 from ..prober import Prober
@@ -58,7 +58,8 @@ def _current(ctx: Context) -> dict[str, dict]:
 def record(entry: dict) -> None:
     HISTORY.parent.mkdir(parents=True, exist_ok=True)
     with open(HISTORY, "a") as fh:
-        fh.write(json.dumps({"when": datetime.now(timezone.utc).isoformat(timespec="seconds"), **entry}) + "\n")
+        fh.write(json.dumps({"when": datetime.now(timezone.utc).isoformat(timespec="seconds"), "who": audit.who(),
+                             **entry}) + "\n")
 
 
 def history(target_name: str) -> list[dict]:
@@ -164,6 +165,15 @@ def stop_prober(ctx: Context):
         ctx.results["figures"] = prober.stop().as_dict()
 
 
+def rolled_back(ctx: Context):
+    """The undo of 'start the prober', so it runs last on a failure, after every updated service went back:
+    the history says the deploy failed and was rolled back, with what the prober saw."""
+    stop_prober(ctx)
+    record({"target": ctx.target.name, "event": "rolled back", "version": ctx.params["version"],
+            "services": ctx.params["services"], "previous": ctx.results.get("previous"),
+            "prober": ctx.results.get("figures")})
+
+
 def finish(ctx: Context):
     stop_prober(ctx)
     if set(ctx.params["services"]) == set(ctx.target.services):
@@ -180,7 +190,8 @@ def procedure(target, version: str | None, service: str | None = None, no_backup
     params = {"version": version, "services": services, "no_backup_check": no_backup_check,
               "max_error_rate": target.thresholds.deploy_error_rate_max}
     steps = [Step("preflight: pull, verify images, recent backup, record current versions", preflight),
-             Step("start the prober (health endpoints every 100 ms)", start_prober, stop_prober, "stop the prober")]
+             Step("start the prober (health endpoints every 100 ms)", start_prober, rolled_back,
+                  "stop the prober, record the deploy as rolled back")]
     steps += [Step(f"update {svc} to {version}, wait until healthy and reporting {version}", _update(svc),
                    revert(svc), f"put {svc} back on its previous version and wait until healthy")
               for svc in services]
