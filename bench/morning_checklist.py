@@ -60,9 +60,9 @@ def main() -> None:
           "runbook 6 (of which step 6 only prints, and steps 1-2 pass on 'unhealthy')")
 
     with hanging_listener() as port:
-        # pytest gets a target whose every endpoint is the listener (default deadlines); the runbook's bash
-        # gets the same port through the variables it reads.
-        deadline = load_target("sandbox", REPO / "targets").thresholds.http_timeout_seconds  # the sandbox's own deadlines
+        # pytest gets a target whose every endpoint is the listener, with the sandbox's own deadline; the
+        # runbook's bash gets the same port through the variables it reads.
+        deadline = load_target("sandbox", REPO / "targets").thresholds.http_timeout_seconds
         hanging = hanging_target(tmp / "hanging.toml", port, http_timeout_seconds=deadline)
         hang_cmd = [*pytest_cmd, "--target", str(hanging)]
         env = {**secrets, **{v: str(port) for v in ("MESH_EDGE_PORT", "MESH_API_PORT", "MESH_REDIS_PORT",
@@ -72,6 +72,7 @@ def main() -> None:
                           ("runbook Morning Checklist (bash)", ["bash", str(REPO / "bench/runbook_morning_checklist.sh")])):
             seconds, rc, _ = timed(cmd, env=env, timeout=args.hang_timeout)
             print(f"{name:<36} {seconds:9.2f} s  rc={rc}")
+
 
 if __name__ == "__main__":
     main()

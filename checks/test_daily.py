@@ -11,7 +11,6 @@ from runbook import health
 from runbook.findings import warn
 from runbook.probes import postgres, prometheus
 from runbook.thresholds import classify, verdict_message
-from runbook import backups
 
 pytestmark = pytest.mark.daily
 
@@ -104,8 +103,7 @@ def test_7_replication_lag(mesh, thresholds):
 
 def test_8_latest_backup_within_rpo(mesh, target, thresholds):
     """8. (missing from the runbook's checklist) The newest complete backup in S3 is younger than the RPO."""
-    latest = mesh.s3_call("the backup listing",
-                          lambda s3: backups.latest(s3, target.s3.bucket, target.s3.prefix))
+    latest = mesh.latest_backup()
     if latest is None:
         warn(mesh.evidence, f"no backup found in s3://{target.s3.bucket}/{target.s3.prefix}/ yet: "
                             "take one with `pytest procedures -m backup`")

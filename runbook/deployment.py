@@ -10,6 +10,7 @@ from contextlib import contextmanager
 
 import psycopg
 
+from . import backups
 from .evidence import Evidence
 from .probes import docker as docker_probe
 from .probes import http, postgres, prometheus
@@ -157,6 +158,11 @@ class Deployment:
             raise Unreachable(f"S3 at {where} (bucket {self.target.s3.bucket}) failed {what} (deadline "
                               f"{self.timeout:g}s): {_first_line(exc)}. Next step: check the endpoint and the "
                               f"credentials the target names (aws s3 ls s3://{self.target.s3.bucket}/).") from None
+
+    def latest_backup(self):
+        """The newest complete backup under the target's bucket and prefix (None when there is none)."""
+        s3 = self.target.s3
+        return self.s3_call("the backup listing", lambda client: backups.latest(client, s3.bucket, s3.prefix))
 
     def _s3_client(self, read_timeout: float):
         import boto3

@@ -74,10 +74,15 @@ def ensure(secrets: dict[str, str]) -> str:
     return f"IMAGE_TAG={tag}"
 
 
+def _containers(client):
+    return client.containers.list(
+        all=True, filters={"label": f"com.docker.compose.project={config.COMPOSE_PROJECT}"})
+
+
 def running_tags() -> dict[str, str]:
     """The image tag each app service's container runs now (by its Compose service label)."""
     tags = {}
-    for c in engine.client().containers.list(all=True, filters={"label": f"com.docker.compose.project={config.COMPOSE_PROJECT}"}):
+    for c in _containers(engine.client()):
         service = c.labels.get("com.docker.compose.service", c.name)
         image = c.attrs["Config"]["Image"]
         if "developer-mesh-" in image:
@@ -102,7 +107,7 @@ def wait_healthy(timeout: float = HEALTH_TIMEOUT) -> None:
     states: dict[str, str] = {}
     while time.monotonic() < deadline:
         states = {}
-        for c in client.containers.list(all=True, filters={"label": f"com.docker.compose.project={config.COMPOSE_PROJECT}"}):
+        for c in _containers(client):
             health = c.attrs["State"].get("Health", {}).get("Status", c.status)
             states[c.name] = health
         if states and all(s == "healthy" for s in states.values()):

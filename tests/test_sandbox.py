@@ -2,7 +2,6 @@
 and it recovers from `down`, from a port that is taken, and from a killed run."""
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket

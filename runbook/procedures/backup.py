@@ -129,6 +129,11 @@ def redis_snapshot(ctx: Context):
     return f"{art.size} bytes, {ctx.results['redis_keys']} keys, saved after {getattr(waited, 'attempts', '?')} polls"
 
 
+def config_source(arcname: str) -> Path | None:
+    """The live file a config.tar.gz member was taken from (members are config/<absolute path>)."""
+    return Path(arcname[len("config"):]) if arcname.startswith("config/") else None
+
+
 def config_files(paths) -> list[tuple[Path, str]]:
     """(file, name in the archive) for every file under the target's config_paths: config/<absolute path>."""
     found = []
@@ -148,8 +153,8 @@ def _add_redacted(tar: tarfile.TarFile, path: Path, arcname: str, redactor: Reda
         data = redactor.text(data.decode()).encode()
     except UnicodeDecodeError:
         pass  # binary (a certificate bundle, say): as it is
-    info = tarfile.TarInfo(arcname)
-    info.size, info.mode, info.mtime = len(data), path.stat().st_mode & 0o777, int(path.stat().st_mtime)
+    info, st = tarfile.TarInfo(arcname), path.stat()
+    info.size, info.mode, info.mtime = len(data), st.st_mode & 0o777, int(st.st_mtime)
     tar.addfile(info, io.BytesIO(data))
 
 

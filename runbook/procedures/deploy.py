@@ -11,11 +11,10 @@ from __future__ import annotations
 import json
 import os
 import re
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .. import audit, backups, compose_ops, images
+from .. import audit, compose_ops, images
 from ..probes import http, registry
 from ..procedure import Context, Procedure, Step
 from ..prober import Prober
@@ -82,8 +81,7 @@ def preflight(ctx: Context):
             problems += report.problems
             warnings += report.warnings
     if not ctx.params.get("no_backup_check"):
-        latest = mesh.s3_call("the backup listing",
-                              lambda s3: backups.latest(s3, target.s3.bucket, target.s3.prefix))
+        latest = mesh.latest_backup()
         if latest is None or latest.age_seconds > target.thresholds.rpo_hours * 3600:
             problems.append("no backup younger than the RPO "
                             f"({target.thresholds.rpo_hours:g} h): take one (pytest procedures -m backup) "

@@ -258,9 +258,9 @@ def _compare_config_files(saved: dict[str, str], redactor: Redactor) -> str:
     """The config_paths files in the backup against the same files now (redacted alike before comparing)."""
     same, differ, missing = 0, [], []
     for name, text in saved.items():
-        if not name.startswith("config/"):
+        path = backup.config_source(name)
+        if path is None:
             continue
-        path = Path(name[len("config"):])
         if not path.is_file():
             missing.append(str(path))
         elif redactor.text(path.read_text(errors="replace")) == text:
