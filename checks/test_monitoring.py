@@ -9,17 +9,25 @@ pytestmark = pytest.mark.monitoring
 
 
 def test_prometheus_targets_up(mesh, target):
-    """Verify Prometheus targets: every active target's health is "up" (the runbook prints them)."""
+    """Verify Prometheus targets: every active target's health is "up" (the runbook only prints them).
+
+    A target that is not up is watched for one more scrape interval before it is judged: "unknown" (not
+    scraped yet, right after Prometheus starts) or one failed scrape during a restart is not a down service.
+    """
     if not target.prometheus:
         pytest.skip(f"Prometheus: not configured in {target.source}")
-    obs, active = prometheus.targets(target.prometheus.url, mesh.timeout)
+    obs, active, waited = prometheus.scraped_targets(target.prometheus.url, mesh.timeout)
     mesh.evidence.http(obs, "Prometheus active targets")
+    if waited:
+        mesh.evidence.measure("waited for a fresh scrape", round(waited, 1), "s")
     assert obs.answered and obs.status == 200, f"Prometheus: {obs.describe()}. Next step: docker logs prometheus"
     mesh.evidence.table("targets", ["job", "instance", "health", "last error"],
                         [(t["labels"].get("job"), t["labels"].get("instance"), t["health"], t.get("lastError", ""))
                          for t in active])
     assert active, "Prometheus has no active targets: nothing is scraped. Next step: check prometheus.yml"
-    down = [f"{t['labels'].get('job')} ({t['labels'].get('instance')}): {t['health']} {t.get('lastError', '')}"
+    down = [f"{t['labels'].get('job')} ({t['labels'].get('instance')}): "
+            + ((f"never scraped in {waited:.0f}s" if t["health"] == "unknown"
+               else f"{t['health']} for {waited:.0f}s, {t.get('lastError', '')}"))
             for t in active if t["health"] != "up"]
     assert not down, (f"Prometheus targets not up: {len(down)} of {len(active)}: {'; '.join(down)}. "
                       "Next step: is the service running? curl its /metrics")

@@ -1,7 +1,9 @@
 """The Compose project `developer-mesh`: writes its .env and prometheus.yml, then `docker-compose up`."""
 from __future__ import annotations
 
+import json
 import os
+import urllib.request
 import time
 
 from . import config, engine, procs
@@ -71,6 +73,7 @@ def ensure(secrets: dict[str, str]) -> str:
         procs.require_free("redis")
     compose("up", "-d", "--remove-orphans")
     wait_healthy()
+    wait_scraped()
     return f"IMAGE_TAG={tag}"
 
 
@@ -98,6 +101,7 @@ def reset_to_baseline(tag: str = config.VERSIONS[0]) -> list[str]:
         write_env(config.load_secrets(), tag)
         compose("up", "-d", "--remove-orphans")
         wait_healthy()
+        wait_scraped()
     return moved
 
 
@@ -114,6 +118,24 @@ def wait_healthy(timeout: float = HEALTH_TIMEOUT) -> None:
             return
         time.sleep(0.5)
     raise procs.SandboxError(f"Compose services not healthy within {timeout:.0f}s: {states}")
+
+
+def wait_scraped(timeout: float = 30.0) -> None:
+    """Ready means Prometheus has scraped every target and found it up. Just after Prometheus starts, its
+    targets are "unknown" for up to one scrape interval (5s here); a check run then would call them down."""
+    url = f"http://127.0.0.1:{config.port('prometheus')}/api/v1/targets?state=active"
+    deadline = time.monotonic() + timeout
+    health: list[str] = []
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                health = [t["health"] for t in json.load(response)["data"]["activeTargets"]]
+        except (OSError, ValueError, KeyError):
+            health = []
+        if health and all(h == "up" for h in health):
+            return
+        time.sleep(0.5)
+    raise procs.SandboxError(f"Prometheus targets not all up within {timeout:.0f}s: {health or 'no answer'}")
 
 
 def down(wipe: bool = False) -> None:

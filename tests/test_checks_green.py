@@ -49,3 +49,14 @@ def test_empty_selection_fails_the_run(sandbox, tmp_path):
     run = run_suite(["checks", "-m", "daily and not daily"], tmp_path)
     assert run.rc != 0
     assert "nothing was checked" in run.output
+
+
+def test_prometheus_just_restarted_is_not_a_down_target(sandbox, tmp_path):
+    """The fault behind a red CI run: Prometheus restarted moments before the checks, so its targets were
+    "unknown" (never scraped yet). The check waits one scrape interval for a fresh scrape, then judges."""
+    import sandbox.engine as engine
+    engine.client().containers.get("prometheus").restart(timeout=10)
+    run = run_suite(["checks", "-m", "monitoring", "-k", "targets_up"], tmp_path)
+    assert run.results["test_prometheus_targets_up"][0] == "passed", run.output[-3000:]
+    lines = [json.loads(line) for line in run.evidence.read_text().splitlines()]
+    assert any(e.get("title") == "waited for a fresh scrape" for line in lines for e in line["evidence"]), lines

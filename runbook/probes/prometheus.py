@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import math
+import time
+
+from runbook.thresholds import parse_duration
 
 from . import http
 
@@ -35,3 +38,55 @@ def targets(base_url: str, timeout: float) -> tuple[http.HttpObservation, list[d
     if obs.answered and isinstance(obs.body, dict):
         active = obs.body.get("data", {}).get("activeTargets", [])
     return obs, active
+
+
+def not_yet_scraped(active: list[dict]) -> list[dict]:
+    """Targets Prometheus has not scraped even once: health "unknown" (it has just started or just loaded them)."""
+    return [t for t in active if t.get("health") == "unknown"]
+
+
+def first_scrape_wait(active: list[dict], cap: float = 60.0) -> float:
+    """How long a first scrape can take: the longest scrape interval among the targets, plus one scrape timeout
+    of slack. Prometheus spreads first scrapes over one interval, so right after it starts a target is
+    "unknown" for up to that long; that is not a target that is down. Unparseable intervals count as 15s."""
+    longest = 0.0
+    for t in active:
+        interval = t.get("scrapeInterval", "15s")
+        timeout = t.get("scrapeTimeout", "10s")
+        try:
+            longest = max(longest, parse_duration(interval) + parse_duration(timeout))
+        except ValueError:
+            longest = max(longest, 25.0)
+    return min(longest, cap)
+
+
+# Prometheus hands discovered targets to its scrapers at most every 5 s: just after it starts, the list of
+# active targets is empty for that long. Wait a little more than that before "no targets" is believed.
+DISCOVERY_WAIT = 8.0
+
+
+def _settled(obs: http.HttpObservation, active: list[dict]) -> bool:
+    return not obs.answered or (bool(active) and all(t.get("health") == "up" for t in active))
+
+
+def scraped_targets(base_url: str, timeout: float, *, clock=time.monotonic,
+                    sleep=time.sleep) -> tuple[http.HttpObservation, list[dict], float]:
+    """The active targets, judged on a fresh scrape.
+
+    A target that is not "up" is watched for one more scrape interval (see first_scrape_wait) before it is
+    judged: "unknown" means Prometheus has not scraped it yet, and one "down" may be the scrape that fell
+    in a container's restart during a deploy. An empty list is watched for DISCOVERY_WAIT (a Prometheus
+    that has just started). A service that is really down stays down and is reported.
+    Returns the last observation, its targets, and the seconds spent waiting (evidence)."""
+    start = clock()
+    obs, active = targets(base_url, timeout)
+    deadline = start + (first_scrape_wait(active) if active else DISCOVERY_WAIT)
+    seen_targets, waited = bool(active), 0.0
+    while not _settled(obs, active) and clock() < deadline:
+        sleep(0.5)
+        waited = clock() - start
+        obs, active = targets(base_url, timeout)
+        if active and not seen_targets:  # they have just appeared: give them their first scrape
+            seen_targets = True
+            deadline = max(deadline, clock() + first_scrape_wait(active))
+    return obs, active, waited
