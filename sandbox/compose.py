@@ -65,6 +65,13 @@ def ensure(secrets: dict[str, str]) -> str:
     write_prometheus_config()
     client = engine.client()
     running = {c.name for c in client.containers.list(filters={"label": f"com.docker.compose.project={config.COMPOSE_PROJECT}"})}
+    # Processes left by containers whose shim was killed would hold the ports: end them.
+    procs.kill_container_orphans(str(engine.DATA_ROOT))
+    # Compose fails at once when a dependency is "unhealthy" (it waits only while "starting"); a restart
+    # gives such a container a fresh start and Compose something to wait for.
+    for c in _containers(client):
+        if c.status == "restarting" or c.attrs["State"].get("Health", {}).get("Status") == "unhealthy":
+            c.restart(timeout=10)
     for name in ("edge-mcp", "rest-api", "worker", "redis", "prometheus"):
         # A port held by a process outside the project would make a container crash-loop: say so now.
         if name not in running and name in config.PORTS:

@@ -39,6 +39,7 @@ def ensure() -> str:
     procs.stop_daemon("dockerd")
     procs.kill_leftovers(str(EXEC_ROOT))
     procs.kill_leftovers(str(DATA_ROOT))
+    procs.kill_container_orphans(str(DATA_ROOT))
     for stale in (config.DOCKER_SOCK, config.RUN / "dockerd.pidfile"):
         stale.unlink(missing_ok=True)
     DATA_ROOT.mkdir(parents=True, exist_ok=True)
@@ -63,4 +64,5 @@ def ensure() -> str:
 def stop() -> bool:
     stopped = procs.stop_daemon("dockerd")
     procs.kill_leftovers(str(EXEC_ROOT))
+    procs.kill_container_orphans(str(DATA_ROOT))
     return stopped

@@ -114,18 +114,63 @@ def stop_daemon(name: str) -> bool:
     return pid is not None
 
 
-def kill_leftovers(marker: str) -> int:
-    """Kill processes whose command line mentions marker (a path of ours): the orphans of a killed run."""
+def _read(path: Path) -> str:
+    try:
+        return path.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:  # gone meanwhile, or a kernel thread
+        return ""
+
+
+def _kill_where(matches) -> int:
+    """Stop every process (not this one) for which matches(Path('/proc/PID')) is true."""
     killed = 0
     me = os.getpid()
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == me:
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if marker in cmdline:
+        if entry.name.isdigit() and int(entry.name) != me and matches(entry):
             stop_pid(int(entry.name), timeout=5)
             killed += 1
     return killed
+
+
+def kill_leftovers(marker: str) -> int:
+    """Kill processes whose command line mentions marker (a path of ours): the orphans of a killed run."""
+    return _kill_where(lambda proc: marker in _read(proc / "cmdline"))
+
+
+def _root_mount(mountinfo: str) -> str:
+    """The line of /proc/PID/mountinfo that mounts the process's "/" (field 5 is the mount point)."""
+    for line in mountinfo.splitlines():
+        fields = line.split(" ")
+        if len(fields) > 4 and fields[4] == "/":
+            return line
+    return ""
+
+
+def _parent(proc: Path) -> int:
+    stat = _read(proc / "stat")
+    return int(stat.rpartition(")")[2].split()[1]) if ")" in stat else 0  # field 4, after "(comm)"
+
+
+def _under_a_shim(proc: Path) -> bool:
+    """Whether a containerd shim is among the process's ancestors (a container that its engine still runs)."""
+    for _ in range(64):  # a process tree is never this deep; the bound keeps a race from looping forever
+        pid = _parent(proc)
+        if pid <= 1:
+            return False
+        proc = Path(f"/proc/{pid}")
+        if "containerd-shim" in _read(proc / "cmdline"):
+            return True
+    return False
+
+
+def kill_container_orphans(data_root: str) -> int:
+    """Kill processes whose root filesystem is a container layer under data_root (ours alone) and that no
+    containerd shim owns any more.
+
+    When containerd and its shims die with dockerd, the containers' processes live on as orphans of init;
+    with host networking they keep the ports, and the same containers, started again by the next dockerd,
+    crash-loop on "address in use". Their root mount (an overlay whose layers are under our data root)
+    names them as ours; a host process's does not, and a live container's processes descend from a shim."""
+    def orphan(proc: Path) -> bool:
+        return data_root + "/" in _root_mount(_read(proc / "mountinfo")) and not _under_a_shim(proc)
+    return _kill_where(orphan)
