@@ -2,19 +2,18 @@
 turned into verdicts instead of output to read."""
 from __future__ import annotations
 
-import re
 import time
 from datetime import datetime, timezone
 
 import pytest
 
 from runbook.findings import warn
+from runbook.logs import error_lines
 from runbook.probes import docker as docker_probe
 from runbook.thresholds import verdict_message
 
 pytestmark = pytest.mark.services
 
-ERROR_LINE = re.compile(r'"level"\s*:\s*"(error|fatal|panic)"|\b(ERROR|FATAL|PANIC|Traceback)\b')
 LOG_WINDOW_S = 600
 RECENT_RESTART_S = 60
 
@@ -68,7 +67,7 @@ def test_no_error_lines_in_recent_logs(mesh, compose_service):
     """`docker-compose logs --tail=100`: error lines in the last 10 minutes are a warning, with the lines."""
     c = mesh.docker.containers.get(_container(mesh, compose_service).container)
     logs = c.logs(since=int(time.time()) - LOG_WINDOW_S, tail=500).decode(errors="replace")
-    errors = [line for line in logs.splitlines() if ERROR_LINE.search(line)]
+    errors = error_lines(logs)
     mesh.evidence.text(f"{compose_service}: error lines in the last {LOG_WINDOW_S // 60} min", "\n".join(errors[-50:]))
     if errors:
         warn(mesh.evidence, f"{compose_service}: {len(errors)} error lines in the last {LOG_WINDOW_S // 60} "

@@ -27,12 +27,15 @@ def _versions() -> dict[str, str]:
 
 
 # /health answers healthy once in four requests, 503 otherwise (a stand-in for a flapping release)
+# Docker's own healthcheck (urllib's User-Agent) is always answered "healthy", so the container becomes
+# healthy at its first check and not by the luck of the draw (one run in five used to miss for 30 s);
+# every other client (the deploy's prober and its own health polls) sees 3 failures in 4.
 FLAKY_HEALTH = """
 import http.server, itertools, json, os
 count = itertools.count()
 class Health(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
-        ok = next(count) % 4 == 0
+        ok = "Python-urllib" in self.headers.get("User-Agent", "") or next(count) % 4 == 0
         body = json.dumps({"status": "healthy" if ok else "unhealthy", "ready": ok,
                            "version": os.environ["MESH_VERSION"]}).encode()
         self.send_response(200 if ok else 503)
