@@ -6,7 +6,7 @@ import shutil
 import sys
 import time
 
-from . import compose, config, engine, images, objectstore, postgres, procs, registry, status
+from . import compose, config, engine, images, objectstore, postgres, registry, status
 
 
 def _step(what: str, fn, *args):
