@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import signal
 import sys
 import time
 
@@ -70,4 +71,5 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `sandbox/status | head` ends quietly, like any Unix tool
     sys.exit(main(sys.argv[1:]))
