@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import json
 import os
-import urllib.request
 import time
+import urllib.request
 
 from . import config, engine, procs
 

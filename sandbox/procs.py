@@ -121,20 +121,27 @@ def _read(path: Path) -> str:
         return ""
 
 
-def _kill_where(matches) -> int:
-    """Stop every process (not this one) for which matches(Path('/proc/PID')) is true."""
-    killed = 0
+def pids_where(matches) -> list[int]:
+    """The processes (not this one) for which matches(Path('/proc/PID')) is true."""
     me = os.getpid()
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and int(entry.name) != me and matches(entry):
-            stop_pid(int(entry.name), timeout=5)
-            killed += 1
-    return killed
+    return [int(entry.name) for entry in Path("/proc").iterdir()
+            if entry.name.isdigit() and int(entry.name) != me and matches(entry)]
+
+
+def pids_with(marker: str) -> list[int]:
+    """The processes whose command line mentions marker (a path of ours)."""
+    return pids_where(lambda proc: marker in _read(proc / "cmdline"))
+
+
+def _stop_all(pids: list[int]) -> int:
+    for pid in pids:
+        stop_pid(pid, timeout=5)
+    return len(pids)
 
 
 def kill_leftovers(marker: str) -> int:
     """Kill processes whose command line mentions marker (a path of ours): the orphans of a killed run."""
-    return _kill_where(lambda proc: marker in _read(proc / "cmdline"))
+    return _stop_all(pids_with(marker))
 
 
 def _root_mount(mountinfo: str) -> str:
@@ -173,4 +180,4 @@ def kill_container_orphans(data_root: str) -> int:
     names them as ours; a host process's does not, and a live container's processes descend from a shim."""
     def orphan(proc: Path) -> bool:
         return data_root + "/" in _root_mount(_read(proc / "mountinfo")) and not _under_a_shim(proc)
-    return _kill_where(orphan)
+    return _stop_all(pids_where(orphan))

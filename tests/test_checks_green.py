@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 
 from harness import run_suite, target_with
+from sandbox import engine
 
 
 def quiet_target(tmp_path):
@@ -54,7 +55,6 @@ def test_empty_selection_fails_the_run(sandbox, tmp_path):
 def test_prometheus_just_restarted_is_not_a_down_target(sandbox, tmp_path):
     """The fault behind a red CI run: Prometheus restarted moments before the checks, so its targets were
     "unknown" (never scraped yet). The check waits one scrape interval for a fresh scrape, then judges."""
-    import sandbox.engine as engine
     engine.client().containers.get("prometheus").restart(timeout=10)
     run = run_suite(["checks", "-m", "monitoring", "-k", "targets_up"], tmp_path)
     assert run.results["test_prometheus_targets_up"][0] == "passed", run.output[-3000:]

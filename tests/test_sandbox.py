@@ -126,13 +126,13 @@ def test_up_after_kill_9_of_dockerd_and_postgres(sandbox):
 def test_up_after_kill_9_of_the_whole_engine_leaves_no_orphan_holding_a_port(sandbox):
     """dockerd, containerd and every shim killed at once (`pkill -9 -f containerd` does it) and the engine's
     runtime state under /run removed: the containers' processes live on as orphans, unknown to the next
-    dockerd, and hold the host-network ports. `up`
-    ends them (they are recognised by their root filesystem under the sandbox's Docker data root) and the
-    services come back healthy instead of crash-looping on "address in use"."""
+    dockerd, and hold the host-network ports. `up` ends them (a root filesystem under the sandbox's Docker
+    data root, no shim above them) and the services come back healthy instead of crash-looping on
+    "address in use"."""
     holder_before = engine.client().containers.get("edge-mcp").attrs["State"]["Pid"]
     assert holder_before, "edge-mcp is not running before the test"
     for marker in (str(engine.EXEC_ROOT), "/usr/sbin/dockerd"):
-        for pid in _pids_with(marker):
+        for pid in procs.pids_with(marker):
             os.kill(pid, signal.SIGKILL)
     # Its runtime state goes too (a cleaned /run): the next dockerd no longer knows the old processes.
     subprocess.run(["rm", "-rf", str(engine.EXEC_ROOT)], capture_output=True, timeout=30)
@@ -144,17 +144,4 @@ def test_up_after_kill_9_of_the_whole_engine_leaves_no_orphan_holding_a_port(san
     status = subprocess.run([str(REPO / "sandbox" / "status")], capture_output=True, text=True, timeout=60)
     assert status.returncode == 0, status.stdout
     assert requests.get(f"http://127.0.0.1:{config.port('edge-mcp')}/health", timeout=5).json()["status"] == "healthy"
-
-
-def _pids_with(marker: str) -> list[int]:
-    pids = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit() and int(entry) != os.getpid():
-            try:
-                with open(f"/proc/{entry}/cmdline", "rb") as f:
-                    if marker.encode() in f.read():
-                        pids.append(int(entry))
-            except OSError:
-                pass
-    return pids
 

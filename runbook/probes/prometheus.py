@@ -40,15 +40,11 @@ def targets(base_url: str, timeout: float) -> tuple[http.HttpObservation, list[d
     return obs, active
 
 
-def not_yet_scraped(active: list[dict]) -> list[dict]:
-    """Targets Prometheus has not scraped even once: health "unknown" (it has just started or just loaded them)."""
-    return [t for t in active if t.get("health") == "unknown"]
-
-
 def first_scrape_wait(active: list[dict], cap: float = 60.0) -> float:
     """How long a first scrape can take: the longest scrape interval among the targets, plus one scrape timeout
     of slack. Prometheus spreads first scrapes over one interval, so right after it starts a target is
-    "unknown" for up to that long; that is not a target that is down. Unparseable intervals count as 15s."""
+    "unknown" for up to that long; that is not a target that is down. Unparseable values count as
+    Prometheus's defaults (15s + 10s)."""
     longest = 0.0
     for t in active:
         interval = t.get("scrapeInterval", "15s")
@@ -69,8 +65,7 @@ def _settled(obs: http.HttpObservation, active: list[dict]) -> bool:
     return not obs.answered or (bool(active) and all(t.get("health") == "up" for t in active))
 
 
-def scraped_targets(base_url: str, timeout: float, *, clock=time.monotonic,
-                    sleep=time.sleep) -> tuple[http.HttpObservation, list[dict], float]:
+def scraped_targets(base_url: str, timeout: float) -> tuple[http.HttpObservation, list[dict], float]:
     """The active targets, judged on a fresh scrape.
 
     A target that is not "up" is watched for one more scrape interval (see first_scrape_wait) before it is
@@ -78,15 +73,15 @@ def scraped_targets(base_url: str, timeout: float, *, clock=time.monotonic,
     in a container's restart during a deploy. An empty list is watched for DISCOVERY_WAIT (a Prometheus
     that has just started). A service that is really down stays down and is reported.
     Returns the last observation, its targets, and the seconds spent waiting (evidence)."""
-    start = clock()
+    start = time.monotonic()
     obs, active = targets(base_url, timeout)
     deadline = start + (first_scrape_wait(active) if active else DISCOVERY_WAIT)
     seen_targets, waited = bool(active), 0.0
-    while not _settled(obs, active) and clock() < deadline:
-        sleep(0.5)
-        waited = clock() - start
+    while not _settled(obs, active) and time.monotonic() < deadline:
+        time.sleep(0.5)
         obs, active = targets(base_url, timeout)
+        waited = time.monotonic() - start
         if active and not seen_targets:  # they have just appeared: give them their first scrape
             seen_targets = True
-            deadline = max(deadline, clock() + first_scrape_wait(active))
+            deadline = max(deadline, time.monotonic() + first_scrape_wait(active))
     return obs, active, waited

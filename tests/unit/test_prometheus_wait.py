@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from hypothesis import given, strategies as st
 
-from runbook.probes.prometheus import first_scrape_wait, not_yet_scraped
+from runbook.probes.prometheus import first_scrape_wait
 
 
 def target(health="up", interval="5s", timeout="5s"):
@@ -24,11 +24,6 @@ def test_garbage_interval_counts_as_default():
 
 def test_no_targets_no_wait():
     assert first_scrape_wait([]) == 0.0
-
-
-def test_only_unknown_targets_are_not_yet_scraped():
-    ts = [target("up"), target("unknown"), target("down")]
-    assert not_yet_scraped(ts) == [ts[1]]
 
 
 @given(st.lists(st.tuples(st.integers(0, 10_000), st.sampled_from("smh"), st.integers(0, 600)), max_size=8),
