@@ -20,7 +20,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from runbook import scratch  # noqa: E402
+from runbook.components import scratch  # noqa: E402
 from runbook.deployment import Deployment  # noqa: E402
 from runbook.procedure import Context  # noqa: E402
 from runbook.procedures import backup  # noqa: E402
@@ -95,16 +95,6 @@ def restore_times(dump: Path) -> dict[str, float]:
     return out
 
 
-def _s3_with_transfer_deadline(target, seconds: float):
-    import boto3
-    from botocore.config import Config
-    s3 = target.s3
-    return boto3.client("s3", endpoint_url=s3.endpoint_url, region_name=s3.region,
-                        aws_access_key_id=target.secret(s3.access_key_env),
-                        aws_secret_access_key=target.secret(s3.secret_key_env),
-                        config=Config(connect_timeout=5, read_timeout=seconds, retries={"max_attempts": 1}))
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size-mb", type=int, default=1024, help="grow the bench database to this size")
@@ -115,20 +105,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="mesh-bench-") as tmp:
         target = bench_target(Path(tmp))
         mesh = Deployment(target)
-        # Deployment.s3 reads with the 3 s HTTP deadline of the checks. Completing a ~370 MB multipart upload
-        # takes moto longer than that: botocore times out, retries, and the retry fails (the first attempt
-        # completed meanwhile), so the backup of a 1 GB database fails. Until deployment.py gives transfers
-        # their own deadline, the bench uses one here.
-        mesh.__dict__["s3"] = _s3_with_transfer_deadline(target, 600)
         try:
             t_grow, size = timed(lambda: grow(secrets, args.size_mb))
             rows += [("database size", f"{size / 2**20:.0f} MB"), ("grow time", f"{t_grow:.0f} s")]
-            proc, params = backup.procedure()
-            ctx = Context(target=target, params=params, log=lambda line: print("  " + line, flush=True))
-            ctx.results["mesh"] = mesh
+            proc, state = backup.procedure()
+            ctx = Context(target=target, mesh=mesh, state=state, log=lambda line: print("  " + line, flush=True))
             t_proc, records = timed(lambda: proc.run(ctx))
             t_raw = raw_backup(target, secrets)
-            sizes = {a["name"]: a["size"] for a in ctx.results["manifest"]["artefacts"]}
+            sizes = {a["name"]: a["size"] for a in state.manifest["artefacts"]}
             rows += [("backup procedure (9 steps, verified)", f"{t_proc:.1f} s"),
                      *((f"  step: {r.name[:48]}", f"{r.seconds:.1f} s") for r in records),
                      ("raw pg_dump -Fc | aws s3 cp - (both dumps)", f"{t_raw:.1f} s"),
@@ -136,8 +120,8 @@ def main() -> None:
                      ("postgres.dump size", f"{sizes['postgres.dump'] / 2**20:.0f} MB"),
                      ("embeddings.dump size", f"{sizes['embeddings.dump'] / 2**20:.0f} MB")]
             dump = Path(tmp) / "postgres.dump"
-            t_dl, _ = timed(lambda: mesh.s3.download_file(target.s3.bucket,
-                                                          f"{PREFIX}/{params['id']}/postgres.dump", str(dump)))
+            t_dl, _ = timed(lambda: mesh.s3.transfer.download_file(
+                target.s3.bucket, f"{PREFIX}/{state.id}/postgres.dump", str(dump)))
             rows.append(("download postgres.dump from S3", f"{t_dl:.1f} s"))
             restores = restore_times(dump)
             rows += [(k, f"{v:.1f} s") for k, v in restores.items()]
@@ -145,11 +129,7 @@ def main() -> None:
             rows.append(("parallel / serial", f"{a / b:.2f}x"))
         finally:
             if not args.keep:
-                keys = [o["Key"] for page in mesh.s3.get_paginator("list_objects_v2").paginate(
-                    Bucket=target.s3.bucket, Prefix=PREFIX + "/") for o in page.get("Contents", [])]
-                for i in range(0, len(keys), 1000):
-                    mesh.s3.delete_objects(Bucket=target.s3.bucket,
-                                           Delete={"Objects": [{"Key": k} for k in keys[i:i + 1000]]})
+                mesh.s3.delete_prefix(PREFIX + "/")
                 with postgres.connect(secrets) as admin:
                     admin.execute(f"DROP DATABASE IF EXISTS {DB}")
     width = max(len(k) for k, _ in rows)

@@ -11,21 +11,15 @@ from runbook.thresholds import verdict_message
 pytestmark = pytest.mark.capacity
 
 
-def test_database_growth(mesh, target):
-    """Database Growth: size of the database and row counts of contexts and embeddings (evidence for trends)."""
-    result = mesh.sql(
+def test_room_for_a_backup_and_restore(mesh, host, host_name, target):
+    """Database Growth, judged: a restore needs room for the dump and the restored copy, so free space on /
+    should be at least twice the database size, or the next restore fails halfway (warn below 2x, fail
+    below 1x). The size and the row counts of contexts and embeddings are recorded for the trend."""
+    size_mb, contexts, embeddings = mesh.postgres.sql(
         f"SELECT pg_database_size(current_database()) / 1048576 AS size_mb, "
         f"(SELECT count(*) FROM {target.schema['contexts']}) AS context_count, "
-        f"(SELECT count(*) FROM {target.schema['embeddings']}) AS embedding_count", title="database growth")
-    size_mb, contexts, embeddings = result.rows[0]
+        f"(SELECT count(*) FROM {target.schema['embeddings']}) AS embedding_count", title="database growth").rows[0]
     mesh.evidence.measure("database size", size_mb, " MiB")
-    assert contexts >= 0 and embeddings >= 0
-
-
-def test_room_for_a_backup_and_restore(mesh, host, host_name, target):
-    """A restore needs room for the dump and the restored copy: free space on / should be at least twice
-    the database size, or the next restore fails halfway (warn below 2x, fail below 1x)."""
-    size_mb = mesh.sql("SELECT pg_database_size(current_database()) / 1048576").rows[0][0]
     cmd = host.run("timeout 10 df -Pm /")
     assert cmd.rc == 0, f"df failed on {host_name}: {cmd.stderr[:200]}"
     free_mb = int(cmd.stdout.strip().splitlines()[-1].split()[3])

@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import pytest
 
-from runbook.probes import http, prometheus
-
 pytestmark = pytest.mark.monitoring
 
 
@@ -16,8 +14,7 @@ def test_prometheus_targets_up(mesh, target):
     """
     if not target.prometheus:
         pytest.skip(f"Prometheus: not configured in {target.source}")
-    obs, active, waited = prometheus.scraped_targets(target.prometheus.url, mesh.timeout)
-    mesh.evidence.http(obs, "Prometheus active targets")
+    obs, active, waited = mesh.prometheus.scraped_targets()
     if waited:
         mesh.evidence.measure("waited for a fresh scrape", round(waited, 1), "s")
     assert obs.answered and obs.status == 200, f"Prometheus: {obs.describe()}. Next step: docker logs prometheus"
@@ -37,7 +34,7 @@ def test_grafana_health(mesh, target):
     """Verify Grafana: /api/health says the database is ok. Not configured is reported, not passed."""
     if not target.grafana:
         pytest.skip(f"Grafana: not configured in {target.source} (add [grafana] url to check it)")
-    obs = mesh.evidence.http(http.get(target.grafana.url.rstrip("/") + "/api/health", mesh.timeout))
+    obs = mesh.http.get_url(target.grafana.url.rstrip("/") + "/api/health")
     body = obs.body if isinstance(obs.body, dict) else {}
     assert obs.status == 200 and body.get("database") == "ok", (
         f"Grafana: {obs.describe()}, database {body.get('database')!r}, expected 'ok'. Next step: docker logs grafana")

@@ -10,9 +10,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-from runbook import health
+from runbook import error_rate, health
 from runbook.findings import warn
-from runbook.probes import prometheus
 from runbook.thresholds import verdict_message
 
 pytestmark = pytest.mark.post_deploy
@@ -22,7 +21,7 @@ SMOKE_REQUESTS = 5
 
 def test_service_healthy_after_deploy(mesh, service):
     """Every service healthy after the deploy."""
-    verdict, message = health.judge(service, mesh.get(service),
+    verdict, message = health.judge(service, mesh.http.get(service),
                                     "roll back: pytest procedures -m rollback")
     assert verdict == "pass", message
 
@@ -31,10 +30,10 @@ def test_version_reported_and_labelled(mesh, service, request, target):
     """Each service reports the expected version, and its running image carries the same
     org.opencontainers.image.version label (the runbook reads .Config.Labels.version, which does not exist)."""
     expected = request.config.getoption("--expect-version")
-    obs = mesh.get(service)
+    obs = mesh.http.get(service)
     reported = obs.body.get("version") if isinstance(obs.body, dict) else None
     container = target.services[service].container
-    label = next((s.version for s in mesh.compose_services() if s.container == container), None)
+    label = next((s.version for s in mesh.compose.services() if s.container == container), None)
     mesh.evidence.measure(f"{service} version", f"reports {reported!r}, image label {label!r}", "", expected)
     if expected is None:
         warn(mesh.evidence, "no --expect-version given: only checked that each service reports the version its "
@@ -48,10 +47,10 @@ def test_version_reported_and_labelled(mesh, service, request, target):
 
 def test_smoke_create_and_read_context(mesh, thresholds):
     """Smoke: POST /api/v1/contexts answers 201 within the p95 budget, and each context reads back."""
-    headers = mesh.api_headers()
+    headers = mesh.http.api_headers()
     latencies, created = [], []
     for i in range(SMOKE_REQUESTS):
-        obs = mesh.post("rest-api", "/api/v1/contexts",
+        obs = mesh.http.post("rest-api", "/api/v1/contexts",
                         {"type": "smoke", "metadata": {"source": "mesh-runbook-smoke", "run": str(uuid.uuid4())},
                          "content": [{"role": "system", "content": f"post-deploy smoke {i}"}]}, headers=headers)
         assert obs.status == 201, (f"smoke POST /api/v1/contexts: {obs.describe()}, expected HTTP 201: "
@@ -64,7 +63,7 @@ def test_smoke_create_and_read_context(mesh, thresholds):
     assert p95 <= thresholds.p95_ms, verdict_message("smoke POST /api/v1/contexts p95 latency", round(p95), " ms",
                                                      thresholds.p95_ms, "compare with the previous version; roll back")
     for context_id in created:
-        back = mesh.get("rest-api", f"/api/v1/contexts/{context_id}", headers=headers)
+        back = mesh.http.get("rest-api", f"/api/v1/contexts/{context_id}", headers=headers)
         assert back.status == 200 and back.body["data"]["id"] == context_id, (
             f"smoke read-back of context {context_id}: {back.describe()}, expected HTTP 200 with the same id. "
             "Next step: writes are not durable or reads go elsewhere: check rest-api and PostgreSQL")
@@ -74,11 +73,18 @@ def test_no_rise_in_5xx_since_deploy(mesh, target):
     """No 5xx since the deploy: the increase of 5xx responses since the newest service container started."""
     containers = {target.services[s].container for s in target.services}
     started = [datetime.fromisoformat(s.started_at[:26].rstrip("Z") + "+00:00")
-               for s in mesh.compose_services() if s.container in containers and s.started_at]
+               for s in mesh.compose.services() if s.container in containers and s.started_at]
     assert started, "no service containers found to date the deploy by"
     since = max(30, int((datetime.now(timezone.utc) - max(started)).total_seconds()))
-    increase = prometheus.scalar(mesh.prom_query(
-        f'sum(increase(http_requests_total{{status=~"5.."}}[{since}s]))')) or 0.0
+    requests = error_rate.by_job(mesh.prometheus.query(f"sum by (job) (increase(http_requests_total[{since}s]))"))
+    # a service that exposes the metric but has served nothing since it started has no series yet: not missing
+    missing = [s for s in target.services if s not in requests and not mesh.prometheus.exports(error_rate.METRIC, s)]
+    assert not missing, (f"5xx since the deploy: no http_requests_total series from {', '.join(missing)} "
+                         f"(measured: nothing; threshold: 0 5xx): cannot tell whether it serves errors. "
+                         f"Next step: check its Prometheus target and its /metrics")
+    # With request series present, an absent 5xx series is a true zero.
+    increase = sum(error_rate.by_job(mesh.prometheus.query(
+        f'sum by (job) (increase(http_requests_total{{status=~"5.."}}[{since}s]))')).values())
     mesh.evidence.measure(f"5xx responses in the {since}s since the deploy", round(increase, 2), "", 0)
     assert increase < 1, verdict_message(f"5xx responses since the deploy ({since}s ago)", round(increase, 1), "", 0,
                                          "find the route and status: sum by (job, path, status) "

@@ -14,9 +14,9 @@ pytestmark = pytest.mark.security
 def test_running_image_verified(mesh, target, service):
     """Labels present, version label matches the tag, the running digest is the registry's (no drift)."""
     container = target.services[service].container
-    state = next((s for s in mesh.compose_services() if s.container == container), None)
+    state = next((s for s in mesh.compose.services() if s.container == container), None)
     assert state is not None, f"{service}: no container {container!r} in project {target.compose.project}"
-    report = images.verify(mesh.docker, state.image, mesh.timeout, running_image_id=state.image_id)
+    report = images.verify(mesh.compose.docker, state.image, mesh.timeout, running_image_id=state.image_id)
     mesh.evidence.json(f"{state.image}", report.facts)
     for message in report.warnings:
         warn(mesh.evidence, message)

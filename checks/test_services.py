@@ -9,7 +9,6 @@ import pytest
 
 from runbook.findings import warn
 from runbook.logs import error_lines
-from runbook.probes import docker as docker_probe
 from runbook.thresholds import verdict_message
 
 pytestmark = pytest.mark.services
@@ -19,7 +18,7 @@ RECENT_RESTART_S = 60
 
 
 def _container(mesh, name):
-    for s in mesh.compose_services():
+    for s in mesh.compose.services():
         if s.service == name:
             return s
     pytest.fail(f"Compose service {name!r} has no container in project {mesh.target.compose.project}. "
@@ -65,8 +64,7 @@ def _parse_time(text: str) -> datetime:
 
 def test_no_error_lines_in_recent_logs(mesh, compose_service):
     """`docker-compose logs --tail=100`: error lines in the last 10 minutes are a warning, with the lines."""
-    c = mesh.docker.containers.get(_container(mesh, compose_service).container)
-    logs = c.logs(since=int(time.time()) - LOG_WINDOW_S, tail=500).decode(errors="replace")
+    logs = mesh.compose.logs(_container(mesh, compose_service).container, since=int(time.time()) - LOG_WINDOW_S)
     errors = error_lines(logs)
     mesh.evidence.text(f"{compose_service}: error lines in the last {LOG_WINDOW_S // 60} min", "\n".join(errors[-50:]))
     if errors:
@@ -75,12 +73,18 @@ def test_no_error_lines_in_recent_logs(mesh, compose_service):
 
 
 def test_memory_within_limit(mesh, compose_service, thresholds):
-    """`docker stats`: memory used against the container's limit."""
-    c = mesh.docker.containers.get(_container(mesh, compose_service).container)
-    used, limit = docker_probe.memory_usage(c)
-    ratio = used / limit if limit else 0.0
+    """`docker stats`: memory used against the container's limit. A container without a limit warns: the
+    runbook's Application Tuning sets limits so that one leaking service cannot OOM the host."""
+    used, limit = mesh.compose.memory(_container(mesh, compose_service).container)
+    if not limit:
+        mesh.evidence.measure(f"{compose_service} memory", f"{used / 2**20:.1f} MiB, no limit", "")
+        warn(mesh.evidence, f"{compose_service}: no memory limit (using {used / 2**20:.1f} MiB): one leak can "
+                            f"exhaust the host. Next step: set mem_limit (deploy.resources.limits.memory) "
+                            f"for {compose_service} in the Compose file")
+        return
+    ratio = used / limit
     mesh.evidence.measure(f"{compose_service} memory", f"{used / 2**20:.1f} MiB of {limit / 2**20:.0f} MiB",
-                          "", thresholds.container_memory_warn_ratio)
-    assert ratio <= thresholds.container_memory_warn_ratio, verdict_message(
+                          "", thresholds.container_memory_max_ratio)
+    assert ratio <= thresholds.container_memory_max_ratio, verdict_message(
         f"{compose_service} memory use of its limit", round(ratio * 100, 1), "%",
-        thresholds.container_memory_warn_ratio * 100, f"check for a leak; restart {compose_service} if urgent")
+        thresholds.container_memory_max_ratio * 100, f"check for a leak; restart {compose_service} if urgent")

@@ -10,9 +10,8 @@ pytestmark = pytest.mark.backup
 
 def test_full_backup_to_s3_verified(run_procedure, mesh):
     """Full backup to s3://<bucket>/<prefix>/<ID>/, every object verified against the manifest."""
-    proc, params = backup.procedure()
-    ctx = run_procedure(proc, params)
-    manifest = ctx.results["manifest"]
+    proc, state = backup.procedure()
+    manifest = run_procedure(proc, state).state.manifest
     mesh.evidence.json("manifest.json", manifest)
     assert manifest["row_counts"]["contexts"] > 0
     print(f"backup {manifest['id']}: {sum(a['size'] for a in manifest['artefacts'])} bytes in "

@@ -18,15 +18,14 @@ def test_latest_backup_restores_into_scratch_instances(run_procedure, mesh, targ
     """Restore the backup into a scratch PostgreSQL and Redis; row counts, every row readable, indexes
     valid, Redis key count; report the achieved RPO and how long the restore took."""
     try:
-        proc, params = verify.procedure(request.config.getoption("--backup"))
+        proc, state = verify.procedure(request.config.getoption("--backup"))
     except backups.BadBackupId as exc:
         pytest.fail(f"refused: {exc}")
-    ctx = run_procedure(proc, params)
-    r = ctx.results
-    print(f"backup {r['backup_id']} verified: restore took {r['restore_seconds']:.1f}s; "
-          + (f"achieved RPO {r['rpo_seconds'] / 3600:.2f}h" if r["rpo_seconds"] is not None
-             else f"backup age {r['backup_age_seconds'] / 3600:.2f}h (not the newest)"))
-    if r["rpo_seconds"] is not None and r["rpo_seconds"] > target.thresholds.rpo_hours * 3600:
-        warnings.warn(RunbookWarning(f"achieved RPO {r['rpo_seconds'] / 3600:.1f}h exceeds the target of "
+    r = run_procedure(proc, state).state
+    print(f"backup {r.found.id} verified: restore took {r.restore_seconds:.1f}s; "
+          + (f"achieved RPO {r.rpo_seconds / 3600:.2f}h" if r.rpo_seconds is not None
+             else f"backup age {r.backup_age_seconds / 3600:.2f}h (not the newest)"))
+    if r.rpo_seconds is not None and r.rpo_seconds > target.thresholds.rpo_hours * 3600:
+        warnings.warn(RunbookWarning(f"achieved RPO {r.rpo_seconds / 3600:.1f}h exceeds the target of "
                                      f"{target.thresholds.rpo_hours:g}h: the newest good backup is too old. "
                                      "Next step: pytest procedures -m backup"))

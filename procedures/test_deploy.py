@@ -8,10 +8,10 @@ from runbook.findings import warn
 from runbook.procedures import deploy
 
 
-def _report(mesh, ctx):
-    figures = ctx.results.get("figures", {})
+def _report(mesh, state: deploy.DeployState):
+    figures = state.figures
     mesh.evidence.json("prober figures", figures)
-    for warning in ctx.results.get("warnings", []):
+    for warning in state.warnings:
         warn(mesh.evidence, warning)
     if figures.get("failed"):
         # Measured, not hidden: Compose stops the old container before the new one listens (one replica per
@@ -27,14 +27,13 @@ def _report(mesh, ctx):
 def test_rolling_update_with_automatic_rollback(run_procedure, mesh, target, request):
     """Version update, one service at a time, zero downtime measured; rolls back on failure."""
     try:
-        proc, params = deploy.procedure(target, request.config.getoption("deploy_version"),
-                                        request.config.getoption("deploy_service"),
-                                        request.config.getoption("--no-backup-check"))
-        params["health_deadline"] = request.config.getoption("--health-deadline")
+        proc, state = deploy.procedure(target, request.config.getoption("deploy_version"),
+                                       request.config.getoption("deploy_service"),
+                                       request.config.getoption("--no-backup-check"),
+                                       health_deadline=request.config.getoption("--health-deadline"))
     except deploy.DeployRefused as exc:
         pytest.fail(f"refused: {exc}")
-    ctx = run_procedure(proc, params)
-    _report(mesh, ctx)
+    _report(mesh, run_procedure(proc, state).state)
 
 
 @pytest.mark.rollback
@@ -42,9 +41,8 @@ def test_rollback_to_previous_version(run_procedure, mesh, target, request):
     """Back to the version the last deploy replaced, or to --deploy-version."""
     try:
         version = deploy.rollback_version(target, request.config.getoption("deploy_version"))
-        proc, params = deploy.procedure(target, version, None, no_backup_check=True, name="rollback")
-        params["health_deadline"] = request.config.getoption("--health-deadline")
+        proc, state = deploy.procedure(target, version, None, no_backup_check=True, name="rollback",
+                                       health_deadline=request.config.getoption("--health-deadline"))
     except deploy.DeployRefused as exc:
         pytest.fail(f"refused: {exc}")
-    ctx = run_procedure(proc, params)
-    _report(mesh, ctx)
+    _report(mesh, run_procedure(proc, state).state)

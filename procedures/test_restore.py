@@ -18,10 +18,9 @@ def test_restore_from_backup(run_procedure, request):
         pytest.fail("refused: a restore needs the backup named: --backup=ID (YYYYMMDD_HHMMSS) or --backup=latest "
                     "(it never guesses which data to put back)")
     try:
-        proc, params = restore.procedure(value)
+        proc, state = restore.procedure(value)
     except backups.BadBackupId as exc:
         pytest.fail(f"refused: {exc}")
-    ctx = run_procedure(proc, params)
-    r = ctx.results
-    print(f"restored backup {r['backup_id']} (safety backup {r['safety_id']}): RTO {r['rto_seconds']:.1f}s, "
-          f"pg_restore {r['pg_restore_seconds']:.1f}s; configuration: {'; '.join(r['config_differences'])}")
+    r = run_procedure(proc, state).state
+    print(f"restored backup {r.backup_id} (safety backup {r.safety_id}): RTO {r.rto_seconds:.1f}s, "
+          f"pg_restore {r.pg_restore_seconds:.1f}s; configuration: {'; '.join(r.config_differences)}")

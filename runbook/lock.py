@@ -1,19 +1,28 @@
 """One destructive procedure at a time per target. Two locks, both released by the kernel or the server
 when the holder dies (so a crash never leaves the target locked):
-- a local flock on a file named after the target (one machine);
-- a PostgreSQL session advisory lock on the target's primary, when it answers (every machine)."""
+- a local flock on `<state dir>/locks/<target>.lock` (one machine);
+- a PostgreSQL session advisory lock on the target's primary, when it answers (every machine).
+
+Procedures run as root, so the lock file must not be a path anyone else can prepare: a file under /tmp (or
+any directory others can write) can be a planted symlink that turns "write the holder" into "overwrite
+/etc/something". The locks directory is created 0700 and must be a real directory owned by us; the file is
+opened through that directory's descriptor with O_NOFOLLOW, and must be a plain file of ours with one link."""
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
 import json
 import os
-from contextlib import contextmanager
+import re
+import stat
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
+from .state import state_dir
 from .types import ProcedureRefused
 
-LOCK_DIR = Path(os.environ.get("MESH_LOCK_DIR", "/tmp"))
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 
 
 def lock_key(target_name: str) -> int:
@@ -21,37 +30,134 @@ def lock_key(target_name: str) -> int:
     return int.from_bytes(hashlib.sha1(f"mesh-runbook:{target_name}".encode()).digest()[:8], "big", signed=True)
 
 
+def lock_dir() -> Path:
+    return state_dir() / "locks"
+
+
+def lock_path(target_name: str) -> Path:
+    if not _SAFE_NAME.fullmatch(target_name):
+        raise ValueError(f"not a usable target name for a lock file: {target_name!r}")
+    return lock_dir() / f"{target_name}.lock"
+
+
 @contextmanager
 def target_lock(target_name: str, holder: dict, pg_connect=None):
-    path = LOCK_DIR / f"mesh-runbook-{target_name}.lock"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    """Hold the target for the duration of the block, or raise ProcedureRefused naming who holds it.
+
+    pg_connect: a callable returning either a psycopg connection (closed on release) or a context manager
+    that yields one (exited on release, e.g. a pool's connection()); a failure to connect leaves the local
+    lock alone in charge, since the primary may be what the procedure is about to repair."""
+    path = lock_path(target_name)
+    fd = _open_lock_file(path)
+    held = False
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            other = Path(path).read_text(errors="replace").strip() or "unknown"
-            raise ProcedureRefused(f"another destructive procedure holds target {target_name!r}: {other}. "
-                                   "Wait for it to finish (one procedure at a time per target).") from None
+            raise ProcedureRefused(f"another destructive procedure holds target {target_name!r}: "
+                                   f"{_describe(os.pread(fd, 4096, 0))}. Wait for it to finish "
+                                   "(one procedure at a time per target).") from None
+        held = True
         os.ftruncate(fd, 0)
-        os.write(fd, json.dumps(holder).encode())
-        conn = None
-        if pg_connect is not None:
-            try:
-                conn = pg_connect()
-            except Exception:
-                conn = None  # the primary may be what the procedure repairs; the local lock still holds
-            if conn is not None and not conn.execute("SELECT pg_try_advisory_lock(%s)", (lock_key(target_name),)).fetchone()[0]:
-                conn.close()
-                raise ProcedureRefused(f"another destructive procedure holds target {target_name!r} "
-                                       "(PostgreSQL advisory lock taken from another machine)")
-        try:
+        os.pwrite(fd, json.dumps({**holder, "pid": os.getpid()}, default=str).encode(), 0)
+        with ExitStack() as stack:
+            if pg_connect is not None:
+                _advisory_lock(stack, target_name, pg_connect)
             yield
-        finally:
-            if conn is not None:
-                try:
-                    conn.close()  # ends the session: the advisory lock goes with it
-                except Exception:
-                    pass
-            os.ftruncate(fd, 0)
     finally:
+        if held:
+            os.ftruncate(fd, 0)  # a stale holder must never be named in a later refusal
         os.close(fd)  # releases the flock
+
+
+def _open_lock_file(path: Path) -> int:
+    dir_fd = _open_lock_dir(path.parent)
+    try:
+        try:
+            fd = os.open(path.name, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=dir_fd)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise ProcedureRefused(f"lock file {path} is a symlink: refusing to follow it "
+                                       "(someone planted it; remove it and look into how)") from None
+            raise
+    finally:
+        os.close(dir_fd)
+    st = os.fstat(fd)
+    # A hard link (st_nlink > 1) to another root-owned file would pass the owner check: refuse it too.
+    if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid() or st.st_nlink != 1:
+        os.close(fd)
+        raise ProcedureRefused(f"lock file {path} is not a plain file of uid {os.geteuid()} with one link "
+                               f"(mode {stat.filemode(st.st_mode)}, uid {st.st_uid}, {st.st_nlink} links): "
+                               "refusing to use it")
+    if stat.S_IMODE(st.st_mode) != 0o600:
+        os.fchmod(fd, 0o600)
+    return fd
+
+
+def _open_lock_dir(path: Path) -> int:
+    """The locks directory as an open descriptor (so the checks below hold for what the file is opened in,
+    even if the path is swapped afterwards), created 0700 if missing."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        pass
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+            raise ProcedureRefused(f"lock directory {path} is a symlink or not a directory: refusing to use it "
+                                   "(remove it; it is recreated 0700)") from None
+        raise
+    st = os.fstat(fd)
+    if st.st_uid != os.geteuid():
+        os.close(fd)
+        raise ProcedureRefused(f"lock directory {path} belongs to uid {st.st_uid}, not to uid {os.geteuid()} "
+                               "that runs the procedure: refusing to use it")
+    if stat.S_IMODE(st.st_mode) & 0o077:
+        os.fchmod(fd, 0o700)  # ours, so ours to narrow; what others may have put there is checked per file
+    return fd
+
+
+def _describe(raw: bytes) -> str:
+    text = raw.decode(errors="replace").strip()
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return text[:300] or "unknown (it has not written its name yet)"
+    if isinstance(data, dict):
+        return ", ".join(f"{k}={v}" for k, v in data.items())[:300]
+    return text[:300]
+
+
+def _advisory_lock(stack: ExitStack, target_name: str, pg_connect) -> None:
+    """Take the session advisory lock through pg_connect; its release is registered on `stack`."""
+    with ExitStack() as local:  # closes what was opened here unless the lock is taken
+        try:
+            made = pg_connect()
+            if made is not None and not hasattr(made, "execute") and hasattr(made, "__enter__"):
+                conn = local.enter_context(made)  # e.g. pool.connection(): exited (given back) on release
+            else:
+                conn = made
+                if conn is not None:
+                    local.callback(_quietly, conn.close)  # ends the session: the advisory lock goes with it
+            if conn is None:
+                return
+            key = lock_key(target_name)
+            got = conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()[0]
+        except Exception:
+            return  # no answer from the primary: the local lock still holds
+        if not got:
+            raise ProcedureRefused(f"another destructive procedure holds target {target_name!r} "
+                                   "(PostgreSQL advisory lock taken from another machine)")
+        # Unlock explicitly, before the close or exit above (callbacks run last-in first-out): a pooled
+        # connection outlives the block, and so would a session lock left on it.
+        local.callback(_quietly, conn.execute, "SELECT pg_advisory_unlock(%s)", (key,))
+        stack.enter_context(local.pop_all())
+
+
+def _quietly(fn, *args) -> None:
+    try:
+        fn(*args)
+    except Exception:
+        pass

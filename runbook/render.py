@@ -13,8 +13,11 @@ STYLE = ("<style>.mesh-ev{font:12px monospace;margin:4px 0}.mesh-ev table{border
 def _http(title: str, d: dict) -> str:
     head = f"{escape(d['method'])} {escape(d['url'])} → " + (
         f"no answer: {escape(str(d['error']))}" if d.get("error") else f"HTTP {d['status']}")
+    # Evidence.http titles an exchange "METHOD URL" unless the caller named it ("PromQL: <query>"); a
+    # name says what was asked, which the URL alone does not, so it heads the record when there is one.
+    named = f"<b>{escape(title)}</b><br>" if title and title != f"{d['method']} {d['url']}" else ""
     body = json.dumps(d.get("body"), indent=2)[:4000] if d.get("body") is not None else ""
-    return f"<div><b>{head}</b> ({d['elapsed_ms']} ms)<pre>{escape(body)}</pre></div>"
+    return f"<div>{named}<b>{head}</b> ({d['elapsed_ms']} ms)<pre>{escape(body)}</pre></div>"
 
 
 def _table(title: str, d: dict) -> str:

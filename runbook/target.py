@@ -1,36 +1,154 @@
 """The target: one deployment, described by targets/NAME.toml, validated on load.
 
-A bad file fails the run at once, naming the file, the key, what was expected and what was there.
-The dataclasses hold no secret values, only the names of the environment variables that carry them,
-so printing, comparing or serialising a Target can never leak one.
+Every key is declared once, here, as a field of a pydantic model: its type, bounds, default, and (as the
+field's description) the "expected ..." text a bad value is reported with. target_schema.py does the rest of
+loading: finding and reading the file, ${VAR} interpolation, and turning pydantic's errors into TargetError,
+which names the file, the key, what was expected and what was there.
+The models hold no secret values, only the names of the environment variables that carry them, so printing,
+comparing or serialising a Target can never leak one.
 """
 from __future__ import annotations
 
-import math
 import os
 import re
-import tomllib
-from dataclasses import replace, dataclass, field, fields
+import warnings
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Annotated, Any, ClassVar, Literal, Mapping
+from urllib.parse import urlsplit
+
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError,
+                      ValidationInfo, field_validator, model_validator)
+from pydantic_core import PydanticCustomError
 
 from runbook import target_schema as chk
+from runbook.thresholds import format_number, parse_duration
 from runbook.types import Plain, TargetError
 
-
-@dataclass(frozen=True)
-class Endpoint:
-    host: str
-    port: int
+# Target.schema and Postgres.schema are the file's own key names. They shadow BaseModel.schema(), pydantic v1's
+# method that nothing here calls, and pydantic warns about that when the classes are created.
+warnings.filterwarnings("ignore", r'Field name "schema" in "(Target|Postgres)" shadows', UserWarning)
 
 
-@dataclass(frozen=True)
-class Service:
-    name: str
-    url: str
-    health_path: str
-    ready_path: str | None = None
-    container: str | None = None
+# --- Kinds of values. The description is the "expected ..." of the error message (target_schema.py). ---
+
+def _text(expected: str, pattern: str | None = None, check: Any = None, min_length: int = 1) -> Any:
+    """A string; `check` raises ValueError for a bad one. pydantic's pattern is a search: anchored here."""
+    field = Field(min_length=min_length, pattern=pattern and rf"\A(?:{pattern})\Z", description=expected)
+    return Annotated[str, field, AfterValidator(check)] if check else Annotated[str, field]
+
+
+def _number(expected: str, lo: float, hi: float | None = None) -> Any:
+    # "80" -> 80.0, as ${VAR:-80} always gives a string; only strings, so that true stays a bool (refused).
+    return Annotated[float, BeforeValidator(lambda v: float(v) if isinstance(v, str) else v),
+                     Field(ge=lo, le=hi, allow_inf_nan=False, description=expected)]
+
+
+def _seconds(value: Any) -> float:
+    try:
+        return parse_duration(value)  # "30s", "5m", "1h", "1d", or a number of seconds; refuses bools
+    except OverflowError:  # an integer too large for a float
+        raise ValueError("too large") from None
+
+
+def _url(*schemes: str) -> Any:
+    def check(value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in schemes or not parts.hostname:
+            raise ValueError("not a URL")
+        parts.port  # noqa: B018 - raises ValueError for a port out of range
+        return value
+    return check
+
+
+def _port_in_range(value: str) -> str:
+    urlsplit(value).port  # noqa: B018 - raises ValueError for a port out of range
+    return value
+
+
+def _registry_url(value: str) -> str:
+    _url("http")("http://" + (value.split("://", 1)[1] if value.startswith(("http://", "https://")) else value))
+    return value
+
+
+def _path_beside_the_file(value: Any, info: ValidationInfo) -> Any:
+    """Paths in a target file are relative to the file: the loader passes its folder as context["dir"]."""
+    if not isinstance(value, str) or not value:
+        return value  # refused by the type
+    folder = (info.context or {}).get("dir")
+    return folder / value if folder is not None else Path(value)
+
+
+def _tuple(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value  # TOML arrays are lists; the fields are tuples
+
+
+_NAME = r"[A-Za-z0-9][A-Za-z0-9_.-]*"
+_SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+
+TargetName = _text("a name of lowercase letters, digits, '-', '_' (at most 63)", chk.NAME_RE.pattern)
+Text = _text("a non-empty string")
+AnyText = _text("a string", min_length=0)
+TableKey = _text("a name of letters, digits, '.', '-', '_'", _NAME)
+Host = _text("a host name or address", r"[A-Za-z0-9_.:\[\]-]+")
+Container = _text("a container or project name (letters, digits, '_', '.', '-')", _NAME)
+EnvName = _text("the name of an environment variable (letters, digits, '_')", r"[A-Za-z_][A-Za-z0-9_]*")
+Identifier = _text("an SQL identifier", r"[A-Za-z_][A-Za-z0-9_$]*")
+TableName = _text("a table name, schema.table", r"([A-Za-z_]\w*\.)?[A-Za-z_]\w*")
+Bucket = _text("an S3 bucket name (3-63 lowercase letters, digits, '.', '-')", r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+UrlPath = _text("a path starting with '/'", r"/\S*")
+DockerHost = _text("unix:///path, tcp://host:port or ssh://user@host",
+                   r"unix:///\S+|tcp://[^\s/]+(:\d{1,5})?|ssh://[^@\s]+@[^\s]+")
+SslMode = Annotated[Literal[_SSLMODES], Field(description=f"one of {', '.join(_SSLMODES)}")]
+HttpUrl = _text("an http:// or https:// URL with a host", check=_url("http", "https"))
+RedisUrl = _text("a redis:// or rediss:// URL with a host", check=_url("redis", "rediss"))
+RegistryUrl = _text("a registry address host[:port] (as in image names)", check=_registry_url)
+# testinfra host specs; ssh needs user@host so that nobody logs in as whoever runs the suite.
+HostSpec = _text("a host spec: local://, ssh://user@host[:port], docker://name or paramiko://host",
+                 r"local://(\?.*)?|ssh://[^@/\s]+@[^@:/\s?]+(:\d{1,5})?(\?\S*)?"
+                 r"|docker://([^@/\s]+@)?[A-Za-z0-9][A-Za-z0-9_.-]*(\?\S*)?"
+                 r"|paramiko://([^@/\s]+@)?[^@:/\s?]+(:\d{1,5})?(\?\S*)?", check=_port_in_range)
+Port = Annotated[int, BeforeValidator(lambda v: int(v) if isinstance(v, str) and re.fullmatch(r"\d{1,6}", v) else v),
+                 Field(ge=1, le=65535, description="a port number from 1 to 65535")]
+Names = Annotated[tuple[TableKey, ...], BeforeValidator(_tuple),
+                  Field(min_length=1, description="a non-empty list of names")]
+Paths = Annotated[tuple[Text, ...], BeforeValidator(_tuple), Field(description="a list of paths")]
+FilePath = Annotated[Path, BeforeValidator(_path_beside_the_file), Field(description="a non-empty string")]
+Percent = _number("a number from 0 to 100", 0, 100)
+Ratio = _number("a ratio from 0 to 1", 0, 1)
+Positive = _number("a number of at least 0", 0)
+Duration = Annotated[float, BeforeValidator(_seconds), Field(ge=0, allow_inf_nan=False,
+                     description="a duration in seconds or like '30s', '5m', '1h', '1d'")]
+
+
+def _rule(key: str, expected: str, got: Any) -> PydanticCustomError:
+    """A rule across keys, broken: `key` is relative to the model that checks it (see target_schema.py)."""
+    return PydanticCustomError(chk.RULE, "{key}: expected {expected}", {"key": key, "expected": expected, "got": got})
+
+
+# --- The file's tables ---
+
+class _Model(BaseModel):
+    # strict: a TOML string is no number and no bool unless the kind says so (ports and thresholds take "80" from
+    # ${VAR:-80}); extra="forbid": a misspelt key fails instead of being ignored; frozen: nobody edits a target.
+    # python-re: the patterns mean what Python's re makes of them (\s, \w), as everywhere else in the suite.
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True, regex_engine="python-re")
+
+
+class Endpoint(_Model):
+    host: Host
+    port: Port
+
+
+class Service(_Model):
+    url: HttpUrl
+    health_path: UrlPath
+    ready_path: UrlPath | None = None
+    container: Container | None = None
+    _name: str = PrivateAttr("")  # the table's own name, [services.NAME]: set by Target, not a key of the table
+
+    @property
+    def name(self) -> str:
+        return self._name
 
     @property
     def health_url(self) -> str:
@@ -41,91 +159,109 @@ class Service:
         return self.url.rstrip("/") + self.ready_path if self.ready_path else None
 
 
-@dataclass(frozen=True)
-class Api:
-    service: str
-    key_env: str
+class Api(_Model):
+    service: Text
+    key_env: EnvName
 
 
-@dataclass(frozen=True)
-class Postgres:
-    database: str
-    user: str
-    password_env: str
+class Postgres(_Model):
+    database: Text
+    user: Text
+    password_env: EnvName
+    sslmode: SslMode = "prefer"
+    schema: Identifier = "public"
     primary: Endpoint
     standby: Endpoint | None = None
-    sslmode: str = "prefer"
-    schema: str = "public"
 
 
-@dataclass(frozen=True)
-class Redis:
-    url: str
-    stream: str
-    consumer_group: str
-    password_env: str | None = None
-    container: str | None = None
+class Redis(_Model):
+    url: RedisUrl
+    password_env: EnvName | None = None
+    container: Container | None = None
+    stream: Text
+    consumer_group: Text
 
 
-@dataclass(frozen=True)
-class S3:
-    region: str
-    bucket: str
-    prefix: str = ""
-    endpoint_url: str | None = None  # None: AWS itself
-    access_key_env: str | None = None  # None: the default credential chain (instance role)
-    secret_key_env: str | None = None
+class S3(_Model):
+    endpoint_url: HttpUrl | None = None  # None: AWS itself
+    region: Text
+    bucket: Bucket
+    prefix: AnyText = ""
+    access_key_env: EnvName | None = None  # None: the default credential chain (instance role)
+    secret_key_env: EnvName | None = None
 
 
-@dataclass(frozen=True)
-class Compose:
-    project: str
-    file: str
-    services: tuple[str, ...]
-    docker_host: str | None = None  # None: the Docker default (DOCKER_HOST or /var/run/docker.sock)
-    env_file: str | None = None     # the project's .env (holds secrets: backed up with them removed)
-    config_paths: tuple[str, ...] = ()  # the runbook's configs/ and /etc/mcp/: backed up, secrets removed
+class Compose(_Model):
+    project: Container
+    file: Text
+    docker_host: DockerHost | None = None  # None: the Docker default (DOCKER_HOST or /var/run/docker.sock)
+    env_file: Text | None = None  # the project's .env (holds secrets: backed up with them removed)
+    services: Names
+    config_paths: Paths = ()  # the runbook's configs/ and /etc/mcp/: backed up, secrets removed
+
+    @field_validator("file", "env_file", "config_paths")
+    @classmethod
+    def _beside_the_file(cls, value: Any, info: ValidationInfo) -> Any:
+        folder = (info.context or {}).get("dir")  # see _path_beside_the_file
+        if folder is None or value is None:
+            return value
+        if isinstance(value, tuple):
+            return tuple(str(folder / v) for v in value)
+        try:
+            return str((folder / value).resolve()) if info.field_name == "file" else str(folder / value)
+        except (OSError, RuntimeError):  # a symlink loop, a name too long, ...
+            raise ValueError("an unusable path") from None
 
 
-@dataclass(frozen=True)
-class Prometheus:
-    url: str
+class Prometheus(_Model):
+    url: HttpUrl
 
 
-@dataclass(frozen=True)
-class Grafana:
-    url: str
-    api_key_env: str | None = None
+class Grafana(_Model):
+    url: HttpUrl
+    api_key_env: EnvName | None = None
 
 
-@dataclass(frozen=True)
-class Registry:
-    url: str  # host[:port], as in image names (127.0.0.1:5000/developer-mesh-rest-api:v1.1.0)
-    image_prefix: str = ""
+class Registry(_Model):
+    url: RegistryUrl  # host[:port], as in image names (127.0.0.1:5000/developer-mesh-rest-api:v1.1.0)
+    image_prefix: AnyText = ""
 
 
-@dataclass(frozen=True)
-class Thresholds:
+class Thresholds(_Model):
     """Defaults are exactly those of targets/sandbox.toml (the runbook's numbers). Durations are seconds."""
 
-    disk_warn_percent: float = 80
-    disk_fail_percent: float = 90
-    error_rate_max: float = 0.01
-    error_rate_window: float = 3600.0  # "1h"
-    key_expiry_days: float = 7
-    replication_lag_max_seconds: float = 60
-    long_query_seconds: float = 300
-    connections_warn_ratio: float = 0.8
-    redis_memory_warn_ratio: float = 0.9
-    container_memory_warn_ratio: float = 0.9
-    p95_ms: float = 500
-    p99_ms: float = 1000  # added: the design names p95/p99; sandbox.toml has no p99 yet
-    rpo_hours: float = 24
-    rto_minutes: float = 120
-    http_timeout_seconds: float = 2
+    model_config = ConfigDict(validate_default=True)  # defaults pass the same checks, and become floats too
+
+    # Keys a file may still carry from before: refused with the new name (target_schema.py shows it).
+    RENAMED: ClassVar[dict[str, tuple[str, str]]] = {
+        old: (old.replace("_warn_", "_max_"), "it is a fail limit")
+        for old in ("connections_warn_ratio", "redis_memory_warn_ratio", "container_memory_warn_ratio")}
+
+    disk_warn_percent: Percent = 80
+    disk_fail_percent: Percent = 90
+    error_rate_max: Ratio = 0.01
+    error_rate_window: Duration = 3600.0  # "1h"
+    key_expiry_days: Positive = 7
+    replication_lag_max_seconds: Duration = 60
+    long_query_seconds: Duration = 300
+    connections_max_ratio: Ratio = 0.8
+    redis_memory_max_ratio: Ratio = 0.9
+    container_memory_max_ratio: Ratio = 0.9
+    p95_ms: Positive = 500
+    p99_ms: Positive = 1000  # added: the design names p95/p99; sandbox.toml has no p99 yet
+    rpo_hours: Positive = 24
+    rto_minutes: Positive = 120
+    http_timeout_seconds: Duration = 2
     # A deploy rolls back when this share of the prober's requests failed: above the recreate gap of one
     # replica (3-6 % measured, docs/zero-downtime.md), below what a broken version does.
-    deploy_error_rate_max: float = 0.5
+    deploy_error_rate_max: Ratio = 0.5
+
+    @model_validator(mode="after")
+    def _warn_before_fail(self) -> Thresholds:
+        if self.disk_warn_percent >= self.disk_fail_percent:
+            raise _rule("disk_warn_percent", "less than thresholds.disk_fail_percent "
+                        f"({format_number(self.disk_fail_percent)})", self.disk_warn_percent)
+        return self
 
 
 # The real table names (developer-mesh-contract.md section 4). Known keys only, so a typo fails on load.
@@ -133,36 +269,62 @@ SCHEMA_DEFAULTS = {
     "api_keys": "mcp.api_keys", "contexts": "mcp.contexts", "context_items": "mcp.context_items",
     "embeddings": "mcp.embeddings", "webhook_dlq": "mcp.webhook_dlq",
 }
+Schema = Annotated[dict[Literal[tuple(SCHEMA_DEFAULTS)], TableName],  # type: ignore[misc]
+                   AfterValidator(lambda given: {**SCHEMA_DEFAULTS, **given}), Field(description="a table")]
 
 
-@dataclass(frozen=True)
-class Target:
-    name: str
-    description: str
-    protected: bool
-    hosts: dict[str, str]
-    services: dict[str, Service]
+class Target(_Model):
+    name: TargetName  # the loader fills in the file's stem when the key is missing
+    description: Text = ""
+    protected: bool = Field(True, description="true or false")  # forgetting it must not make a deployment fair game
+    secrets_file: FilePath | None = None
+    hosts: dict[TableKey, HostSpec] = Field(default_factory=dict, description="a table of names")
+    services: dict[TableKey, Service] = Field(description="a table of names")
     api: Api
     postgres: Postgres
     redis: Redis
     s3: S3
     compose: Compose
-    source: Path
     prometheus: Prometheus | None = None
     grafana: Grafana | None = None
     registry: Registry | None = None
-    schema: dict[str, str] = field(default_factory=lambda: dict(SCHEMA_DEFAULTS))
-    thresholds: Thresholds = field(default_factory=Thresholds)
-    secrets_file: Path | None = None
+    schema: Schema = Field(default_factory=lambda: dict(SCHEMA_DEFAULTS))
+    thresholds: Thresholds = Field(default_factory=Thresholds)
 
-    # The environment the target was loaded with is kept outside the dataclass fields (set by load_target),
-    # so that asdict()/repr() never copy it: it holds secrets.
+    # Not fields, so that repr() and model_dump() never show them: set by load_target. The environment holds
+    # secrets; so does the parsed secrets file, cached with the stat of the file it was read from.
+    _source: Path = PrivateAttr(Path())
+    _environ: Mapping[str, str] | None = PrivateAttr(None)
+    _secrets_cache: tuple[Any, dict[str, str]] | None = PrivateAttr(None)
+
+    @field_validator("services")
+    @classmethod
+    def _named(cls, services: dict[str, Service]) -> dict[str, Service]:
+        for name, service in services.items():
+            service._name = name
+        return services
+
+    @model_validator(mode="after")
+    def _api_service_is_a_service(self) -> Target:
+        if self.api.service not in self.services:
+            raise _rule("api.service", f"one of the [services] ({', '.join(self.services) or 'none defined'})",
+                        self.api.service)
+        return self
+
+    @property
+    def source(self) -> Path:
+        return self._source
+
     @property
     def _env(self) -> Mapping[str, str]:
-        return self.__dict__.get("_environ", os.environ)
+        return os.environ if self._environ is None else self._environ
 
-    def __getstate__(self) -> dict:  # a pickled or copied Target reads os.environ: never ship the environment
-        return {k: v for k, v in self.__dict__.items() if k != "_environ"}
+    def __getstate__(self) -> dict[str, Any]:
+        # A pickled Target (pytest-xdist ships it to workers) reads os.environ there: never ship the environment,
+        # nor the values read from the secrets file.
+        state = super().__getstate__()
+        return {**state, "__pydantic_private__": {**state["__pydantic_private__"],
+                                                  "_environ": None, "_secrets_cache": None}}
 
     def secret_names(self) -> list[str]:
         """The environment variables this target names for its secrets."""
@@ -172,23 +334,33 @@ class Target:
 
     def secret(self, env_name: str) -> str | None:
         """The value of a secret: the environment variable wins, then the target's secrets_file, else None."""
-        value = self._env.get(env_name)
-        if value:
-            return value
-        return read_secrets_file(self.secrets_file).get(env_name) if self.secrets_file else None
+        return self._env.get(env_name) or self._secrets_from_file().get(env_name)
 
     def secret_values(self) -> list[str]:
         """Every secret value that is set (the named ones and all of the secrets file): for the redactor."""
-        values = [self.secret(n) for n in self.secret_names()]
-        if self.secrets_file:
-            values += read_secrets_file(self.secrets_file).values()
+        values = [self.secret(n) for n in self.secret_names()] + list(self._secrets_from_file().values())
         return [v for v in dict.fromkeys(values) if v]
+
+    def _secrets_from_file(self) -> dict[str, str]:
+        """The secrets file, parsed once for each version of it (sandbox/up may write it after the load)."""
+        if not self.secrets_file:
+            return {}
+        try:
+            st = self.secrets_file.stat()
+        except (OSError, ValueError):
+            return {}  # missing is not an error, and not cached: it may appear later
+        stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
+        if self._secrets_cache is None or self._secrets_cache[0] != stamp:
+            self._secrets_cache = (stamp, read_secrets_file(self.secrets_file))
+        return self._secrets_cache[1]
 
 
 def read_secrets_file(path: Path) -> dict[str, str]:
     """KEY=VALUE lines (blank lines, # comments, optional 'export ' and quotes). Missing or unreadable: {}.
 
     A malformed line is an error naming the file and the line number, never its content (it may be a secret).
+    Not python-dotenv: it takes a malformed line for a key without a value and says nothing, so a mangled
+    password line would quietly become "no password".
     """
     try:
         lines = Path(path).read_text(encoding="utf-8").splitlines()
@@ -211,99 +383,21 @@ def read_secrets_file(path: Path) -> dict[str, str]:
     return values
 
 
-def conninfo(target: Target, which: str = "primary", connect_timeout: int = 5) -> dict[str, Any]:
-    """psycopg.connect(**conninfo(target)) keyword arguments for the primary or the standby.
-
-    The password is read here, at the last moment, and never stored on the Target.
-    """
-    pg = target.postgres
-    if which not in ("primary", "standby"):
-        raise ValueError(f"conninfo: which must be 'primary' or 'standby', not {which!r}")
-    endpoint = pg.primary if which == "primary" else pg.standby
-    if endpoint is None:
-        raise TargetError(chk.display(target.source), "postgres.standby", "a standby { host, port } for this target")
-    kwargs = {"host": endpoint.host, "port": endpoint.port, "dbname": pg.database, "user": pg.user,
-              "sslmode": pg.sslmode, "connect_timeout": max(2, int(math.ceil(connect_timeout)))}
-    password = target.secret(pg.password_env)
-    if password:
-        kwargs["password"] = password
-    return kwargs
-
-
-def _sections() -> dict[str, tuple[Any, Any]]:
-    R = chk.REQUIRED
-    endpoint = chk.table({"host": (chk.host, R), "port": (chk.port, R)}, Endpoint)
-    thresholds = chk.table({f.name: (chk.THRESHOLDS[f.name], f.default) for f in fields(Thresholds)}, Thresholds)
-    return {
-        "name": (chk.target_name, None),
-        "description": (chk.text, ""),
-        "protected": (chk.boolean, True),  # forgetting the key must not make a deployment fair game
-        "secrets_file": (chk.text, None),
-        "hosts": (chk.mapping_of(chk.host_spec), {}),
-        "services": (chk.mapping_of(chk.table(
-            {"url": (chk.http_url, R), "health_path": (chk.url_path, R), "ready_path": (chk.url_path, None),
-             "container": (chk.container, None)}, Service, named=True)), R),
-        "api": (chk.table({"service": (chk.text, R), "key_env": (chk.env_name, R)}, Api), R),
-        "postgres": (chk.table(
-            {"database": (chk.text, R), "user": (chk.text, R), "password_env": (chk.env_name, R),
-             "sslmode": (chk.sslmode, "prefer"), "schema": (chk.identifier, "public"),
-             "primary": (endpoint, R), "standby": (endpoint, None)}, Postgres), R),
-        "redis": (chk.table(
-            {"url": (chk.redis_url, R), "password_env": (chk.env_name, None), "container": (chk.container, None),
-             "stream": (chk.text, R), "consumer_group": (chk.text, R)}, Redis), R),
-        "s3": (chk.table(
-            {"endpoint_url": (chk.http_url, None), "region": (chk.text, R), "bucket": (chk.bucket, R),
-             "prefix": (chk.text_or_empty, ""), "access_key_env": (chk.env_name, None),
-             "secret_key_env": (chk.env_name, None)}, S3), R),
-        "compose": (chk.table(
-            {"project": (chk.container, R), "file": (chk.text, R), "docker_host": (chk.docker_host, None),
-             "env_file": (chk.text, None), "services": (chk.names, R), "config_paths": (chk.paths, ())},
-            Compose), R),
-        "prometheus": (chk.table({"url": (chk.http_url, R)}, Prometheus), None),
-        "grafana": (chk.table({"url": (chk.http_url, R), "api_key_env": (chk.env_name, None)}, Grafana), None),
-        "registry": (chk.table({"url": (chk.registry_url, R), "image_prefix": (chk.text_or_empty, "")},
-                               Registry), None),
-        "schema": (chk.table({k: (chk.table_name, v) for k, v in SCHEMA_DEFAULTS.items()}), dict(SCHEMA_DEFAULTS)),
-        "thresholds": (thresholds, Thresholds()),
-    }
-
-
 def load_target(name_or_path: str, targets_dir: Path, environ: Mapping[str, str] = os.environ) -> Target:
     """Load and validate a target by name (targets_dir/NAME.toml) or by an explicit path to a .toml file."""
     name_or_path = os.fspath(name_or_path) if isinstance(name_or_path, os.PathLike) else name_or_path
     path = chk.resolve(name_or_path, Path(targets_dir))
-    file = chk.display(path)
-    try:
-        data = tomllib.loads(path.read_bytes().decode("utf-8"))
-    except OSError as exc:
-        raise TargetError(file, None, "a readable target file", Plain(exc.strerror or type(exc).__name__)) from None
-    except UnicodeDecodeError as exc:
-        raise TargetError(file, None, "UTF-8 text", Plain(f"an undecodable byte at offset {exc.start}")) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise TargetError(file, None, "valid TOML", Plain(f"a syntax error: {exc}")) from None
-    except RecursionError:
-        raise TargetError(file, None, "valid TOML", Plain("arrays or tables nested too deep")) from None
-    checker = chk.Checker(file)
-    data = checker.interpolate(data, environ)
-    values = chk.table(_sections())(checker, "", data)
-    if isinstance(name_or_path, str) and chk.NAME_RE.fullmatch(name_or_path) and values["name"] not in (None, name_or_path):
+    checker = chk.Checker(chk.display(path))
+    data = checker.interpolate(chk.read_toml(path, checker.file), environ)
+    selected = name_or_path if isinstance(name_or_path, str) and chk.NAME_RE.fullmatch(name_or_path) else None
+    if selected and data.get("name", selected) != selected:
         # --target production must never load a file that calls itself something else: the safety gate
-        # (--confirm-target NAME, the lock, the audit log) goes by this name.
-        checker.fail("name", f"'{name_or_path}', the name the target was selected by", values["name"])
-    values["name"] = values["name"] or path.stem
-    if values["api"].service not in values["services"]:
-        checker.fail("api.service", f"one of the [services] ({', '.join(values['services']) or 'none defined'})",
-                     values["api"].service)
-    t = values["thresholds"]
-    if t.disk_warn_percent >= t.disk_fail_percent:
-        checker.fail("thresholds.disk_warn_percent",
-                     f"less than thresholds.disk_fail_percent ({t.disk_fail_percent})", t.disk_warn_percent)
-    if values["secrets_file"]:
-        values["secrets_file"] = path.parent / values["secrets_file"]  # relative to the target file
-    compose = values["compose"]  # paths in the file are relative to the file, like secrets_file
-    values["compose"] = replace(compose, file=str((path.parent / compose.file).resolve()),
-                                env_file=str(path.parent / compose.env_file) if compose.env_file else None,
-                                config_paths=tuple(str(path.parent / d) for d in compose.config_paths))
-    target = Target(source=path, **values)
-    object.__setattr__(target, "_environ", environ)  # see Target._env
+        # (--confirm-target NAME, the lock, the audit log) goes by this name. Checked before anything else.
+        checker.fail("name", f"'{selected}', the name the target was selected by", data["name"])
+    data.setdefault("name", path.stem)
+    try:
+        target = Target.model_validate(data, context={"dir": path.parent})
+    except ValidationError as exc:
+        raise chk.target_error(checker, exc, Target, data) from None
+    target._source, target._environ = path, environ  # see Target._env
     return target

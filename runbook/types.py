@@ -17,6 +17,12 @@ class RunbookWarning(UserWarning):
     """
 
 
+class Unreachable(AssertionError):
+    """A component did not answer within its deadline (or refused our credentials). An AssertionError, so
+    the check fails (red) rather than erroring, and its message is the whole story: the component, the
+    address, the deadline and the next step."""
+
+
 class ProcedureRefused(Exception):
     """A destructive procedure will not run (not selected with -m, target not confirmed, lock held, ...)."""
 

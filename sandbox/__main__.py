@@ -7,7 +7,7 @@ import signal
 import sys
 import time
 
-from . import compose, config, engine, images, objectstore, postgres, registry, status
+from . import compose, config, engine, first_backup, images, objectstore, postgres, registry, status
 
 
 def _step(what: str, fn, *args):
@@ -38,6 +38,7 @@ def up() -> None:
     _step("postgresql primary + standby", postgres.ensure, secrets)
     _step("s3 object store", objectstore.ensure, secrets)
     _step("compose project developer-mesh", compose.ensure, secrets)
+    _step("first backup (the RPO check needs one)", first_backup.ensure)
     print(f"sandbox up: done in {time.monotonic() - t0:.1f}s")
 
 

@@ -8,6 +8,9 @@ import subprocess
 import time
 from pathlib import Path
 
+from runbook import commands
+from runbook.commands import Ran
+
 from . import config
 
 
@@ -16,18 +19,14 @@ class SandboxError(RuntimeError):
 
 
 def run(cmd: list[str], timeout: float = 120, check: bool = True, env: dict | None = None,
-        input: str | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    """Every command has a deadline: a hanging tool fails the step instead of hanging `up`."""
-    full_env = {**os.environ, **(env or {})}
+        input: str | None = None, cwd: Path | None = None) -> Ran:
+    """Every command has a deadline: a hanging tool fails the step instead of hanging `up`. The suite's one
+    runner (runbook/commands.py), its failure said as a SandboxError."""
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=full_env,
-                              input=input, cwd=cwd)
-    except subprocess.TimeoutExpired as exc:
-        raise SandboxError(f"{cmd[0]} did not finish within {timeout:.0f}s: {' '.join(cmd[:4])} ...") from exc
-    if check and proc.returncode != 0:
-        tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
-        raise SandboxError(f"{' '.join(cmd[:4])} ... exited {proc.returncode}: " + " | ".join(tail))
-    return proc
+        return commands.run(cmd, timeout=timeout, check=check, env=env, input=input, cwd=cwd,
+                            what=" ".join(str(c) for c in cmd[:4]) + (" ..." if len(cmd) > 4 else ""))
+    except commands.CommandFailed as exc:
+        raise SandboxError(str(exc)) from None
 
 
 def port_open(port: int, host: str = "127.0.0.1", timeout: float = 0.5) -> bool:

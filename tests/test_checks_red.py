@@ -125,18 +125,6 @@ def test_error_rate_over_threshold(healthy, tmp_path):
     assert "error rate over the last 60s: measured" in msg and "threshold 1%" in msg
 
 
-def test_no_backups_in_bucket_is_a_warning(healthy, tmp_path):
-    target = target_with(tmp_path, prefix='"no-backups-here"')
-    run = run_suite(["checks", "-m", "daily", "-k", "backup"], tmp_path, target=target)
-    assert run.outcome("test_8_latest_backup_within_rpo")[0] == "passed"
-    assert "RunbookWarning: no backup found" in run.output
-    # strict gates: -W error turns the warning into a failure
-    run = run_suite(["checks", "-m", "daily", "-k", "backup", "-W", "error::runbook.types.RunbookWarning"],
-                    tmp_path, target=target)
-    outcome, msg = run.outcome("test_8_latest_backup_within_rpo")
-    assert outcome == "failed" and "no backup found" in msg
-
-
 def test_everything_hangs_finishes_red_within_deadlines(sandbox, tmp_path):
     with faults.hanging_listener() as port:
         target = faults.hanging_target(tmp_path / "hanging.toml", port, http_timeout_seconds=2)

@@ -47,8 +47,8 @@ def test_error_lines_in_logs_warn(healthy, tmp_path):
 
 
 def test_thresholds_below_healthy_values(healthy, tmp_path):
-    target = target_with(tmp_path, container_memory_warn_ratio="0.001", connections_warn_ratio="0.001",
-                         redis_memory_warn_ratio="0.000001", p95_ms="0.01")
+    target = target_with(tmp_path, container_memory_max_ratio="0.001", connections_max_ratio="0.001",
+                         redis_memory_max_ratio="0.000001", p95_ms="0.01")
     run = run_suite(["checks", "-m", "services or database or health or post_deploy",
                      "-k", "memory or connection_count or smoke"], tmp_path, target=target)
     assert "rest-api memory use of its limit: measured" in run.failed("test_memory_within_limit[rest-api]")
@@ -113,4 +113,4 @@ def test_image_drift_is_red(healthy, tmp_path):
 def test_capacity_unreachable_database_is_red(healthy, tmp_path):
     with faults.postgres_stopped("primary"):
         run = run_suite(["checks", "-m", "capacity"], tmp_path)
-    assert "PostgreSQL primary" in run.failed("test_database_growth")
+    assert "PostgreSQL primary" in run.failed("test_room_for_a_backup_and_restore")

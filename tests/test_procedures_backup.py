@@ -4,7 +4,6 @@ middle of a restore puts the safety backup back, backup failures leave nothing t
 the nightly verification passes and reports RPO and restore duration. Each run is a pytest subprocess."""
 from __future__ import annotations
 
-import fcntl
 import os
 import threading
 import time
@@ -15,8 +14,8 @@ from hypothesis import strategies as st
 
 import faults
 from harness import REPO, run_suite, target_with
-from runbook import backups
 from runbook.deployment import Deployment
+from runbook.lock import target_lock
 from runbook.target import load_target
 from sandbox import config, engine
 
@@ -31,14 +30,13 @@ def _mesh() -> Deployment:
 
 
 def s3_objects() -> set[tuple[str, str]]:
-    t, s3 = _mesh().target, _mesh().s3
+    t, s3 = _mesh().target, _mesh().s3.client
     return {(o["Key"], o["ETag"]) for page in s3.get_paginator("list_objects_v2").paginate(Bucket=t.s3.bucket)
             for o in page.get("Contents", [])}
 
 
 def backup_ids() -> dict[str, bool]:
-    t = _mesh().target
-    return {b.id: b.complete for b in backups.list_backups(_mesh().s3, t.s3.bucket, t.s3.prefix)}
+    return {b.id: b.complete for b in _mesh().s3.list_backups()}
 
 
 def checksums() -> dict[str, tuple]:
@@ -71,10 +69,7 @@ def our_backups(healthy):
     yield
     mesh = _mesh()
     for bid in set(backup_ids()) - before:
-        prefix = f"{mesh.target.s3.prefix.strip('/')}/{bid}/"
-        keys = [o["Key"] for o in mesh.s3.list_objects_v2(Bucket=mesh.target.s3.bucket, Prefix=prefix).get("Contents", [])]
-        if keys:
-            mesh.s3.delete_objects(Bucket=mesh.target.s3.bucket, Delete={"Objects": [{"Key": k} for k in keys]})
+        mesh.s3.delete_prefix(mesh.s3.backup_prefix(bid))
 
 
 # -- the gate's refusal matrix ------------------------------------------------------------------------------
@@ -124,12 +119,8 @@ def test_plan_prints_steps_and_undo_and_changes_nothing(healthy, our_backups, tm
 
 def test_second_procedure_refused_while_the_lock_is_held(healthy, tmp_path):
     before = s3_objects()
-    fd = os.open("/tmp/mesh-runbook-sandbox.lock", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    with target_lock("sandbox", {"procedure": "restore", "who": "a colleague"}):
         run = procedures(["-m", "backup"], tmp_path)
-    finally:
-        os.close(fd)
     msg = run.failed("test_full_backup_to_s3_verified")
     assert "refused" in msg and "another destructive procedure" in msg
     assert s3_objects() == before
@@ -234,10 +225,10 @@ def test_restore_refuses_bad_backups_before_touching_anything(our_backups, tmp_p
     mesh, backup_id = _mesh(), take_backup(tmp_path)
     bucket, prefix = mesh.target.s3.bucket, f"{mesh.target.s3.prefix.strip('/')}/{backup_id}/"
     rows, running, ids = checksums(), containers(), set(backup_ids())
-    mesh.s3.put_object(Bucket=bucket, Key=prefix + "postgres.dump", Body=b"PGDMP not really a dump")
+    mesh.s3.client.put_object(Bucket=bucket, Key=prefix + "postgres.dump", Body=b"PGDMP not really a dump")
     msg = procedures(["-m", "restore", f"--backup={backup_id}"], tmp_path).failed("test_restore_from_backup")
     assert "does not match its manifest" in msg and "postgres.dump" in msg and ("sha256" in msg or "size" in msg)
-    mesh.s3.delete_object(Bucket=bucket, Key=prefix + "redis.rdb")
+    mesh.s3.client.delete_object(Bucket=bucket, Key=prefix + "redis.rdb")
     msg = procedures(["-m", "restore", f"--backup={backup_id}"], tmp_path).failed("test_restore_from_backup")
     assert "redis.rdb: missing" in msg
     msg = procedures(["-m", "restore", "--backup=20000101_000000"], tmp_path).failed("test_restore_from_backup")

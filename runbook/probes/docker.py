@@ -1,9 +1,8 @@
-"""Docker probes: the Compose project's containers, found by their labels (not by `docker ps | grep`)."""
+"""Docker facts: a Compose service's container state read from `docker inspect` (labels, not names), and
+memory from one `docker stats` sample. Pure parsing: the Engine is reached through mesh.compose."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-import docker
 
 
 @dataclass
@@ -24,15 +23,6 @@ class ServiceState:
         return self.status == "running" and self.health in (None, "healthy")
 
 
-def client(base_url: str | None, timeout: float) -> docker.DockerClient:
-    return docker.DockerClient(base_url=base_url, timeout=timeout) if base_url else \
-        docker.from_env(timeout=timeout)
-
-
-def project_containers(dc: docker.DockerClient, project: str) -> list:
-    return dc.containers.list(all=True, filters={"label": f"com.docker.compose.project={project}"})
-
-
 def service_state(c) -> ServiceState:
     state = c.attrs["State"]
     health = state.get("Health") or {}
@@ -48,8 +38,11 @@ def service_state(c) -> ServiceState:
 
 
 def memory_usage(c) -> tuple[int, int]:
-    """(used bytes, limit bytes) from one docker stats sample; cache is not counted as used."""
+    """(used bytes, limit bytes) from one docker stats sample; cache is not counted as used. A container
+    without a limit reports the host's memory as its limit in some engines and 0 in others: the caller
+    reads HostConfig.Memory for whether a limit was set."""
     stats = c.stats(stream=False, one_shot=True)
     mem = stats.get("memory_stats", {})
     used = mem.get("usage", 0) - mem.get("stats", {}).get("inactive_file", mem.get("stats", {}).get("cache", 0))
-    return max(used, 0), mem.get("limit", 0)
+    limit = (c.attrs.get("HostConfig") or {}).get("Memory") or 0
+    return max(used, 0), limit

@@ -1,9 +1,8 @@
-"""PostgreSQL probes (psycopg 3). Connections carry connect and statement deadlines."""
+"""What to ask PostgreSQL: the runbook's queries, done right, and the shape of an answer. The connection
+itself is mesh.postgres's (runbook/components/postgres.py)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-
-import psycopg
 
 
 @dataclass
@@ -12,24 +11,6 @@ class QueryResult:
     columns: list[str] = field(default_factory=list)
     rows: list[tuple] = field(default_factory=list)
     elapsed_ms: float = 0.0
-
-
-def connect(host: str, port: int, dbname: str, user: str, password: str | None, sslmode: str = "prefer",
-            timeout: float = 3, statement_timeout_ms: int = 5000) -> psycopg.Connection:
-    return psycopg.connect(host=host, port=port, dbname=dbname, user=user, password=password or None,
-                           sslmode=sslmode, connect_timeout=max(1, int(timeout)), autocommit=True,
-                           options=f"-c statement_timeout={statement_timeout_ms}",
-                           application_name="mesh-runbook")
-
-
-def query(conn: psycopg.Connection, sql: str, params: tuple | dict | None = None) -> QueryResult:
-    import time
-    t0 = time.monotonic()
-    cur = conn.execute(sql, params)
-    rows = cur.fetchall() if cur.description else []
-    columns = [d.name for d in cur.description] if cur.description else []
-    return QueryResult(sql=" ".join(sql.split()), columns=columns, rows=rows,
-                       elapsed_ms=(time.monotonic() - t0) * 1000)
 
 
 # Replication lag, measured right on each side. The runbook's
@@ -94,5 +75,5 @@ EXPIRING_KEYS = """
 SELECT name, key_prefix, key_type, expires_at,
        round(EXTRACT(EPOCH FROM expires_at - now()) / 86400.0, 1)::float AS days_left
 FROM {table}
-WHERE is_active AND expires_at IS NOT NULL AND expires_at < now() + make_interval(days => %s)
+WHERE is_active AND expires_at IS NOT NULL AND expires_at < now() + %s * interval '1 day'
 ORDER BY expires_at"""

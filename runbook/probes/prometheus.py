@@ -17,6 +17,15 @@ def query(base_url: str, expr: str, timeout: float) -> tuple[http.HttpObservatio
     return obs, result
 
 
+def target_metadata(base_url: str, metric: str, job: str, timeout: float) -> tuple[http.HttpObservation, list]:
+    """The metadata (HELP/TYPE) of `metric` as the targets of `job` expose it: present even when a labelled
+    counter has no series yet (a service that has served no request since it started)."""
+    obs = http.get(f"{base_url.rstrip('/')}/api/v1/targets/metadata", timeout,
+                   params={"metric": metric, "match_target": f'{{job="{job}"}}'})
+    data = obs.body.get("data", []) if obs.answered and isinstance(obs.body, dict) else []
+    return obs, data
+
+
 def scalar(result: list) -> float | None:
     """The single value of an instant vector; None when the vector is empty (an absent series)."""
     if not result:

@@ -10,103 +10,115 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import tarfile
 import time
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from pathlib import Path
+from typing import Any
 
-import psycopg
-
-from .. import artefacts, backups
-from ..procedure import Context, Procedure, Step
+from .. import backups, config_archive, pg_tools
+from ..procedure import Context, Procedure, Step, param
 from ..redact import Redactor
 from ..wait import eventually
 
-TABLES = ("api_keys", "contexts", "context_items", "embeddings", "webhook_dlq")
 DUMP_TIMEOUT = 3600
 
 
-def _prefix(ctx: Context) -> str:
-    base = ctx.target.s3.prefix.strip("/")
-    return f"{base}/{ctx.params['id']}/" if base else f"{ctx.params['id']}/"
+@dataclass
+class BackupState:
+    id: str = param()
+    from_standby: bool = param(False)
+    started_at: str = ""
+    artefacts: list[dict] = field(default_factory=list)
+    snapshot_conn: Any = None          # the transaction that holds the exported snapshot open
+    snapshot_id: str = ""
+    source: str = "primary"            # which endpoint the dumps read
+    row_counts: dict[str, int] = field(default_factory=dict)
+    postgres_version: str = ""
+    redis_keys: int = 0
+    redis_version: str = ""
+    images: list[dict] = field(default_factory=list)
+    manifest: dict = field(default_factory=dict)
 
 
-def _pg_env(ctx: Context) -> dict:
-    pg = ctx.target.postgres
-    return {**os.environ, "PGPASSWORD": ctx.target.secret(pg.password_env) or "", "PGCONNECT_TIMEOUT": "5",
-            "PGSSLMODE": pg.sslmode}
+Ctx = Context[BackupState]
 
 
-def reserve(ctx: Context):
-    s3, bucket = ctx.results["mesh"].s3, ctx.target.s3.bucket
-    s3.head_bucket(Bucket=bucket)
-    if s3.list_objects_v2(Bucket=bucket, Prefix=_prefix(ctx), MaxKeys=1).get("KeyCount"):
-        raise RuntimeError(f"s3://{bucket}/{_prefix(ctx)} already holds objects: refusing to mix two backups")
-    ctx.results["artefacts"] = []
-    ctx.results["started_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    return f"s3://{bucket}/{_prefix(ctx)}"
+def _prefix(ctx: Ctx) -> str:
+    return ctx.mesh.s3.backup_prefix(ctx.state.id)
 
 
-def delete_partial(ctx: Context):
-    s3, bucket = ctx.results["mesh"].s3, ctx.target.s3.bucket
-    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=_prefix(ctx)).get("Contents", [])]
-    if keys:
-        s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in keys]})
-    ctx.log(f"deleted {len(keys)} partial objects under s3://{bucket}/{_prefix(ctx)}")
+def _upload(ctx: Ctx, name: str, raw) -> str:
+    art = ctx.mesh.s3.upload_stream(_prefix(ctx) + name, name, raw)
+    ctx.state.artefacts.append(art.as_dict())
+    return f"{art.size} bytes"
 
 
-def snapshot(ctx: Context):
-    """Export one snapshot and count the main tables in it; pg_dump then reads exactly that snapshot."""
-    pg = ctx.target.postgres
-    ep = pg.standby if ctx.params.get("from_standby") and pg.standby else pg.primary
-    conn = psycopg.connect(host=ep.host, port=ep.port, dbname=pg.database, user=pg.user,
-                           password=ctx.target.secret(pg.password_env), sslmode=pg.sslmode, connect_timeout=5)
+def reserve(ctx: Ctx):
+    s3 = ctx.mesh.s3
+    s3.head_bucket()
+    if s3.keys(_prefix(ctx)):
+        raise RuntimeError(f"s3://{s3.bucket}/{_prefix(ctx)} already holds objects: refusing to mix two backups")
+    ctx.state.started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return f"s3://{s3.bucket}/{_prefix(ctx)}"
+
+
+def delete_partial(ctx: Ctx):
+    n = ctx.mesh.s3.delete_prefix(_prefix(ctx))
+    ctx.log(f"deleted {n} partial objects under s3://{ctx.mesh.s3.bucket}/{_prefix(ctx)}")
+
+
+def snapshot(ctx: Ctx):
+    """Export one snapshot and count the main tables in it; pg_dump then reads exactly that snapshot. The
+    transaction stays open across the dumps, so it carries no statement deadline."""
+    st = ctx.state
+    st.source = "standby" if st.from_standby and ctx.target.postgres.standby else "primary"
+    conn = ctx.mesh.postgres.open(st.source, autocommit=True, statement_timeout=0)
     conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-    snap = conn.execute("SELECT pg_export_snapshot()").fetchone()[0]
-    counts = {t: conn.execute(f"SELECT count(*) FROM {ctx.target.schema[t]}").fetchone()[0]
-              for t in TABLES if t in ctx.target.schema}
-    ctx.results.update(snapshot_conn=conn, snapshot_id=snap, endpoint=ep, row_counts=counts,
-                       postgres_version=conn.execute("SHOW server_version").fetchone()[0])
-    return counts
+    st.snapshot_conn = conn
+    st.snapshot_id = conn.execute("SELECT pg_export_snapshot()").fetchone()[0]
+    st.row_counts = pg_tools.count_rows(conn, ctx.target.schema, pg_tools.TABLES)
+    st.postgres_version = conn.execute("SHOW server_version").fetchone()[0]
+    return st.row_counts
 
 
-def release_snapshot(ctx: Context):
-    conn = ctx.results.pop("snapshot_conn", None)
+def release_snapshot(ctx: Ctx):
+    conn, ctx.state.snapshot_conn = ctx.state.snapshot_conn, None
     if conn is not None:
         conn.close()
 
 
-def _dump(ctx: Context, name: str, extra: list[str]):
-    pg, ep = ctx.target.postgres, ctx.results["endpoint"]
-    cmd = ["pg_dump", "-h", ep.host, "-p", str(ep.port), "-U", pg.user, "-d", pg.database, "-Fc",
-           "--no-password", f"--snapshot={ctx.results['snapshot_id']}", *extra]
-    art = artefacts.upload_command(ctx.results["mesh"].s3_transfer, ctx.target.s3.bucket, _prefix(ctx) + name, name, cmd,
-                                   _pg_env(ctx), DUMP_TIMEOUT)
-    ctx.results["artefacts"].append(art.as_dict())
+def _dump(ctx: Ctx, name: str, extra: tuple[str, ...] = ()) -> str:
+    mesh = ctx.mesh
+    art = mesh.s3.upload_command(_prefix(ctx) + name, name, pg_tools.pg_dump_cmd(ctx.state.snapshot_id, extra),
+                                 mesh.postgres.client_env(ctx.state.source), DUMP_TIMEOUT,
+                                 Redactor(ctx.target.secret_values()))
+    ctx.state.artefacts.append(art.as_dict())
     return f"{art.size} bytes"
 
 
-def dump_database(ctx: Context):
-    return _dump(ctx, "postgres.dump", [])
+def dump_database(ctx: Ctx):
+    return _dump(ctx, "postgres.dump")
 
 
-def dump_embeddings(ctx: Context):
-    result = _dump(ctx, "embeddings.dump", ["-t", ctx.target.schema["embeddings"]])
+def dump_embeddings(ctx: Ctx):
+    result = _dump(ctx, "embeddings.dump", ("-t", ctx.target.schema["embeddings"]))
     release_snapshot(ctx)
     return result
 
 
-def redis_snapshot(ctx: Context):
-    mesh = ctx.results["mesh"]
-    r = mesh.redis
+def redis_snapshot(ctx: Ctx):
+    """BGSAVE, then wait until LASTSAVE moves past its value before (the runbook sleeps 5 s and copies
+    whatever file is there), then copy the RDB out of the container."""
+    mesh, st = ctx.mesh, ctx.state
+    r = mesh.redis.client
     before = r.lastsave()
     if (datetime.now(timezone.utc) - before.astimezone(timezone.utc)).total_seconds() < 1.5:
         time.sleep(1.5)  # LASTSAVE has one-second resolution: make sure ours can be told apart
         before = r.lastsave()
     try:
         r.bgsave()
-    except Exception as exc:  # one already running is fine: we wait for a save newer than `before`
+    except mesh.redis.Error as exc:  # one already running is fine: we wait for a save newer than `before`
         if "in progress" not in str(exc):
             raise
 
@@ -116,105 +128,45 @@ def redis_snapshot(ctx: Context):
             raise RuntimeError(f"BGSAVE failed: rdb_last_bgsave_status={info.get('rdb_last_bgsave_status')}")
         return r.lastsave() > before and not info.get("rdb_bgsave_in_progress")
     waited = eventually(saved, timeout=120, interval=0.2, description="Redis BGSAVE to finish (LASTSAVE to move)")
-    ctx.results["redis_keys"] = sum(v.get("keys", 0) for k, v in r.info("keyspace").items())
-    ctx.results["redis_version"] = r.info("server")["redis_version"]
+    st.redis_keys = mesh.redis.key_count()
+    st.redis_version = r.info("server")["redis_version"]
     directory, filename = r.config_get("dir")["dir"], r.config_get("dbfilename")["dbfilename"]
-    container = mesh.docker.containers.get(ctx.target.redis.container)
-    chunks, _ = container.get_archive(f"{directory}/{filename}")
+    chunks, _ = mesh.compose.container(ctx.target.redis.container).get_archive(f"{directory}/{filename}")
     with tarfile.open(fileobj=_ChunkReader(chunks), mode="r|") as tar:
-        member = next(iter(tar))
-        art = artefacts.upload_stream(mesh.s3_transfer, ctx.target.s3.bucket, _prefix(ctx) + "redis.rdb", "redis.rdb",
-                                      tar.extractfile(member))
-    ctx.results["artefacts"].append(art.as_dict())
-    return f"{art.size} bytes, {ctx.results['redis_keys']} keys, saved after {getattr(waited, 'attempts', '?')} polls"
+        size = _upload(ctx, "redis.rdb", tar.extractfile(next(iter(tar))))
+    return f"{size}, {st.redis_keys} keys, saved after {waited.attempts} polls"
 
 
-def config_source(arcname: str) -> Path | None:
-    """The live file a config.tar.gz member was taken from (members are config/<absolute path>)."""
-    return Path(arcname[len("config"):]) if arcname.startswith("config/") else None
+def configuration(ctx: Ctx):
+    """The Compose file, its environment file and the target's config_paths, every secret removed."""
+    archive, n = config_archive.build(ctx.target.compose, Redactor(ctx.target.secret_values()))
+    return f"{_upload(ctx, 'config.tar.gz', archive)}, {n} config files"
 
 
-def config_files(paths) -> list[tuple[Path, str]]:
-    """(file, name in the archive) for every file under the target's config_paths: config/<absolute path>."""
-    found = []
-    for raw in paths:
-        path = Path(raw).resolve()
-        if not path.exists():
-            raise FileNotFoundError(f"config path {raw} does not exist (compose.config_paths in the target)")
-        for f in sorted(path.rglob("*")) if path.is_dir() else [path]:
-            if f.is_file():
-                found.append((f, "config" + str(f)))
-    return found
+def running_images(ctx: Ctx):
+    compose = ctx.mesh.compose
+    ctx.state.images = [{"service": s.service, "container": s.container, "image": s.image, "version": s.version,
+                         "image_id": s.image_id, "repo_digests": compose.image_digests(s.image_id)}
+                        for s in compose.services()]
+    _upload(ctx, "images.json", io.BytesIO(json.dumps(ctx.state.images, indent=2).encode()))
+    return f"{len(ctx.state.images)} services"
 
 
-def _add_redacted(tar: tarfile.TarFile, path: Path, arcname: str, redactor: Redactor) -> None:
-    data = path.read_bytes()
-    try:
-        data = redactor.text(data.decode()).encode()
-    except UnicodeDecodeError:
-        pass  # binary (a certificate bundle, say): as it is
-    info, st = tarfile.TarInfo(arcname), path.stat()
-    info.size, info.mode, info.mtime = len(data), st.st_mode & 0o777, int(st.st_mtime)
-    tar.addfile(info, io.BytesIO(data))
+def write_manifest(ctx: Ctx):
+    st = ctx.state
+    st.manifest = {"id": st.id, "target": ctx.target.name, "format": 1, "started_at": st.started_at,
+                   "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "source": st.source,
+                   "postgres_version": st.postgres_version, "redis_version": st.redis_version,
+                   "row_counts": st.row_counts, "redis_keys": st.redis_keys, "artefacts": st.artefacts}
+    ctx.mesh.s3.put_json(_prefix(ctx) + backups.MANIFEST, st.manifest)
+    return f"{len(st.artefacts)} artefacts"
 
 
-def configuration(ctx: Context):
-    """The Compose file, its environment file and the target's config_paths (the runbook's configs/ and
-    /etc/mcp/), every secret value replaced: secrets are never stored in S3."""
-    buf = io.BytesIO()
-    redactor = Redactor(ctx.target.secret_values())
-    compose = ctx.target.compose
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        compose_file = Path(compose.file)
-        if compose_file.is_file():
-            tar.add(compose_file, arcname=f"compose/{compose_file.name}")
-        if compose.env_file and Path(compose.env_file).is_file():
-            _add_redacted(tar, Path(compose.env_file), f"compose/{Path(compose.env_file).name}.redacted", redactor)
-        files = config_files(compose.config_paths)
-        for path, arcname in files:
-            _add_redacted(tar, path, arcname, redactor)
-    buf.seek(0)
-    art = artefacts.upload_stream(ctx.results["mesh"].s3_transfer, ctx.target.s3.bucket, _prefix(ctx) + "config.tar.gz",
-                                  "config.tar.gz", buf)
-    ctx.results["artefacts"].append(art.as_dict())
-    return f"{art.size} bytes, {len(files)} config files"
-
-
-def running_images(ctx: Context):
-    mesh = ctx.results["mesh"]
-    images = []
-    for s in mesh.compose_services():
-        digests = mesh.docker.images.get(s.image_id).attrs.get("RepoDigests", [])
-        images.append({"service": s.service, "container": s.container, "image": s.image, "version": s.version,
-                       "image_id": s.image_id, "repo_digests": digests})
-    data = json.dumps(images, indent=2).encode()
-    art = artefacts.upload_stream(mesh.s3_transfer, ctx.target.s3.bucket, _prefix(ctx) + "images.json", "images.json",
-                                  io.BytesIO(data))
-    ctx.results["artefacts"].append(art.as_dict())
-    ctx.results["images"] = images
-    return f"{len(images)} services"
-
-
-def write_manifest(ctx: Context):
-    manifest = {"id": ctx.params["id"], "target": ctx.target.name, "format": 1,
-                "started_at": ctx.results["started_at"],
-                "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                "source": "standby" if ctx.params.get("from_standby") else "primary",
-                "postgres_version": ctx.results["postgres_version"], "redis_version": ctx.results["redis_version"],
-                "row_counts": ctx.results["row_counts"], "redis_keys": ctx.results["redis_keys"],
-                "artefacts": ctx.results["artefacts"]}
-    ctx.results["mesh"].s3.put_object(Bucket=ctx.target.s3.bucket, Key=_prefix(ctx) + backups.MANIFEST,
-                                      Body=json.dumps(manifest, indent=2).encode())
-    ctx.results["manifest"] = manifest
-    return f"{len(manifest['artefacts'])} artefacts"
-
-
-def verify_objects(ctx: Context):
-    problems = [p for a in ctx.results["manifest"]["artefacts"]
-                if (p := artefacts.verify(ctx.results["mesh"].s3, ctx.target.s3.bucket, a))]
+def verify_objects(ctx: Ctx):
+    problems = [p for a in ctx.state.manifest["artefacts"] if (p := ctx.mesh.s3.verify(a))]
     if problems:
         raise RuntimeError("backup does not match its manifest: " + "; ".join(problems))
-    return f"{len(ctx.results['manifest']['artefacts'])} objects verified (size + sha256)"
+    return f"{len(ctx.state.manifest['artefacts'])} objects verified (size + sha256)"
 
 
 class _ChunkReader:
@@ -236,9 +188,9 @@ class _ChunkReader:
         return data
 
 
-def procedure(backup_id: str | None = None) -> tuple[Procedure, dict]:
-    params = {"id": backup_id or backups.new_id()}
-    backups.parse_id(params["id"])
+def procedure(backup_id: str | None = None) -> tuple[Procedure[BackupState], BackupState]:
+    state = BackupState(id=backup_id or backups.new_id())
+    backups.parse_id(state.id)
     return Procedure("backup", [
         Step("reserve s3://<bucket>/<prefix>/<ID>/ (refuse if it holds objects)", reserve, delete_partial,
              "delete every object written under <prefix>/<ID>/ (no partial backup stays behind)"),
@@ -251,4 +203,4 @@ def procedure(backup_id: str | None = None) -> tuple[Procedure, dict]:
         Step("record image names, versions and digests of every Compose service", running_images),
         Step("write manifest.json (last: without it the backup is incomplete)", write_manifest),
         Step("verify every object against the manifest (size + sha256)", verify_objects),
-    ]), params
+    ]), state

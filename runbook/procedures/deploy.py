@@ -9,25 +9,46 @@ downtime instead of claiming none; a service that does not become healthy rolls 
 from __future__ import annotations
 
 import json
-import os
 import re
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .. import audit, compose_ops, images
+from .. import audit, images
 from ..probes import http, registry
-from ..procedure import Context, Procedure, Step
+from ..procedure import Context, Procedure, Step, param
 from ..prober import Prober
+from ..state import state_dir
 from ..wait import eventually
 
 ORDER = ("rest-api", "edge-mcp", "worker")
 VERSION_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")   # a Docker tag
 HEALTH_DEADLINE = 60
-HISTORY = Path(os.environ.get("MESH_STATE_DIR", Path(__file__).resolve().parents[2] / "state")) / "deployments.jsonl"
+
+
+def history_file() -> Path:
+    """state/deployments.jsonl ($MESH_STATE_DIR): who deployed what, when, and what the prober saw."""
+    return state_dir() / "deployments.jsonl"
 
 
 class DeployRefused(ValueError):
     pass
+
+
+@dataclass
+class DeployState:
+    version: str = param()
+    services: list[str] = param(factory=list)
+    no_backup_check: bool = param(False)
+    health_deadline: float = param(HEALTH_DEADLINE)
+    max_error_rate: float = 0.5            # the target's deploy_error_rate_max
+    previous: dict[str, dict] = field(default_factory=dict)   # service -> {image, version} before the deploy
+    warnings: list[str] = field(default_factory=list)
+    prober: Prober | None = None
+    figures: dict = field(default_factory=dict)
+
+
+Ctx = Context[DeployState]
 
 
 def validate(target, version: str | None, service: str | None) -> list[str]:
@@ -47,71 +68,69 @@ def image_ref(target, service: str, version: str) -> str:
     return f"{target.registry.url}/{target.registry.image_prefix}{service}:{version}"
 
 
-def _current(ctx: Context) -> dict[str, dict]:
-    mesh = ctx.results["mesh"]
-    states = {s.service: s for s in mesh.compose_services()}
+def _current(ctx: Ctx) -> dict[str, dict]:
+    states = {s.service: s for s in ctx.mesh.compose.services()}
     return {svc: {"image": states[svc].image, "version": states[svc].image.rpartition(":")[2]}
-            for svc in ctx.params["services"] if svc in states}
+            for svc in ctx.state.services if svc in states}
 
 
 def record(entry: dict) -> None:
-    HISTORY.parent.mkdir(parents=True, exist_ok=True)
-    with open(HISTORY, "a") as fh:
+    path = history_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as fh:
         fh.write(json.dumps({"when": datetime.now(timezone.utc).isoformat(timespec="seconds"), "who": audit.who(),
                              **entry}) + "\n")
 
 
 def history(target_name: str) -> list[dict]:
-    if not HISTORY.exists():
+    path = history_file()
+    if not path.exists():
         return []
-    return [e for e in map(json.loads, HISTORY.read_text().splitlines()) if e.get("target") == target_name]
+    return [e for e in map(json.loads, path.read_text().splitlines()) if e.get("target") == target_name]
 
 
-def preflight(ctx: Context):
-    target, mesh, version = ctx.target, ctx.results["mesh"], ctx.params["version"]
+def preflight(ctx: Ctx):
+    target, mesh, st = ctx.target, ctx.mesh, ctx.state
     problems, warnings = [], []
-    for svc in ctx.params["services"]:
-        ref = image_ref(target, svc, version)
+    for svc in st.services:
+        ref = image_ref(target, svc, st.version)
         reg, repo, tag = registry.split_image(ref)
         if registry.manifest_digest(reg, repo, tag, mesh.timeout) is None:
             problems.append(f"{repo}:{tag} does not exist in registry {reg}")
             continue
         if _pull(mesh, ref, problems):
-            report = images.verify(mesh.docker, ref, mesh.timeout)
+            report = images.verify(mesh.compose.docker, ref, mesh.timeout)
             problems += report.problems
             warnings += report.warnings
-    if not ctx.params.get("no_backup_check"):
-        latest = mesh.latest_backup()
+    if not st.no_backup_check:
+        latest = mesh.s3.latest_backup()
         if latest is None or latest.age_seconds > target.thresholds.rpo_hours * 3600:
             problems.append("no backup younger than the RPO "
                             f"({target.thresholds.rpo_hours:g} h): take one (pytest procedures -m backup) "
                             "or pass --no-backup-check")
     if problems:
         raise DeployRefused("preflight: " + "; ".join(problems))
-    ctx.results["warnings"] = warnings
-    ctx.results["previous"] = _current(ctx)
-    record({"target": target.name, "event": "started", "version": version, "services": ctx.params["services"],
-            "previous": ctx.results["previous"]})
-    return {"previous": ctx.results["previous"], "warnings": warnings}
+    st.warnings, st.previous = warnings, _current(ctx)
+    record({"target": target.name, "event": "started", "version": st.version, "services": st.services,
+            "previous": st.previous})
+    return {"previous": st.previous, "warnings": warnings}
 
 
 def _pull(mesh, ref: str, problems: list) -> bool:
-    repo, _, tag = ref.rpartition(":")
     try:
-        mesh.docker.images.pull(repo, tag=tag)
+        mesh.compose.pull(ref)
         return True
-    except Exception as exc:
+    except mesh.compose.Error as exc:
         problems.append(f"{ref}: cannot be pulled: {str(exc).splitlines()[0][:200]}")
         return False
 
 
-def wait_healthy(ctx: Context, svc: str, version: str, deadline: float = HEALTH_DEADLINE):
-    mesh = ctx.results["mesh"]
-    url = mesh.service_url(svc)
+def wait_healthy(ctx: Ctx, svc: str, version: str, deadline: float = HEALTH_DEADLINE):
+    mesh = ctx.mesh
+    url = mesh.http.service_url(svc)
 
     def ready():
-        states = {s.service: s for s in mesh.compose_services()}
-        s = states.get(svc)
+        s = mesh.compose.state(svc)
         if s is None or s.status != "running" or s.health not in (None, "healthy"):
             raise RuntimeError(f"container {svc}: {s.status if s else 'absent'}/{s.health if s else '-'}"
                                + (f" ({s.health_log})" if s and s.health_log else ""))
@@ -126,67 +145,66 @@ def wait_healthy(ctx: Context, svc: str, version: str, deadline: float = HEALTH_
 
 
 def _update(svc: str):
-    def do(ctx: Context):
-        version = ctx.params["version"]
-        compose_ops.set_service_version(ctx.target, svc, version)
+    def do(ctx: Ctx):
+        st = ctx.state
+        ctx.mesh.compose.set_version(svc, st.version)
         try:
-            waited = wait_healthy(ctx, svc, version, ctx.params.get("health_deadline", HEALTH_DEADLINE))
+            waited = wait_healthy(ctx, svc, st.version, st.health_deadline)
         except Exception:
             revert(svc)(ctx)  # this service is half-done: put it back before the others are undone
             raise
-        figures = ctx.results["prober"].figures
-        if figures.error_rate > ctx.params["max_error_rate"] and figures.sent >= 20:
+        figures = st.prober.figures
+        if figures.error_rate > st.max_error_rate and figures.sent >= 20:
             revert(svc)(ctx)
-            raise RuntimeError(f"prober error rate {figures.error_rate:.1%} crossed {ctx.params['max_error_rate']:.1%}")
+            raise RuntimeError(f"prober error rate {figures.error_rate:.1%} crossed {st.max_error_rate:.1%}")
         return f"healthy after {waited.elapsed:.1f}s"
     return do
 
 
 def revert(svc: str):
-    def undo(ctx: Context):
-        previous = ctx.results["previous"][svc]["version"]
-        compose_ops.set_service_version(ctx.target, svc, previous)
+    def undo(ctx: Ctx):
+        previous = ctx.state.previous[svc]["version"]
+        ctx.mesh.compose.set_version(svc, previous)
         wait_healthy(ctx, svc, previous)
     return undo
 
 
-def start_prober(ctx: Context):
-    mesh = ctx.results["mesh"]
-    urls = [mesh.service_url(s) for s in ctx.target.services]
-    ctx.results["prober"] = Prober(urls, interval=0.1, timeout=2.0).__enter__()
+def start_prober(ctx: Ctx):
+    urls = [ctx.mesh.http.service_url(s) for s in ctx.target.services]
+    ctx.state.prober = Prober(urls, interval=0.1, timeout=2.0).__enter__()
     return f"probing {len(urls)} endpoints every 100 ms"
 
 
-def stop_prober(ctx: Context):
-    prober = ctx.results.get("prober")
+def stop_prober(ctx: Ctx):
+    prober, ctx.state.prober = ctx.state.prober, None
     if prober:
-        ctx.results["figures"] = prober.stop().as_dict()
+        ctx.state.figures = prober.stop().as_dict()
 
 
-def rolled_back(ctx: Context):
+def rolled_back(ctx: Ctx):
     """The undo of 'start the prober', so it runs last on a failure, after every updated service went back:
     the history says the deploy failed and was rolled back, with what the prober saw."""
     stop_prober(ctx)
-    record({"target": ctx.target.name, "event": "rolled back", "version": ctx.params["version"],
-            "services": ctx.params["services"], "previous": ctx.results.get("previous"),
-            "prober": ctx.results.get("figures")})
+    st = ctx.state
+    record({"target": ctx.target.name, "event": "rolled back", "version": st.version, "services": st.services,
+            "previous": st.previous or None, "prober": st.figures or None})
 
 
-def finish(ctx: Context):
+def finish(ctx: Ctx):
     stop_prober(ctx)
-    if set(ctx.params["services"]) == set(ctx.target.services):
-        compose_ops.write_image_tag(ctx.target, ctx.params["version"])
-    record({"target": ctx.target.name, "event": "finished", "version": ctx.params["version"],
-            "services": ctx.params["services"], "previous": ctx.results["previous"],
-            "prober": ctx.results["figures"]})
-    return ctx.results["figures"]
+    st = ctx.state
+    if set(st.services) == set(ctx.target.services):
+        ctx.mesh.compose.write_image_tag(st.version)
+    record({"target": ctx.target.name, "event": "finished", "version": st.version, "services": st.services,
+            "previous": st.previous, "prober": st.figures})
+    return st.figures
 
 
 def procedure(target, version: str | None, service: str | None = None, no_backup_check: bool = False,
-              name: str = "deploy") -> tuple[Procedure, dict]:
+              name: str = "deploy", health_deadline: float = HEALTH_DEADLINE) -> tuple[Procedure[DeployState], DeployState]:
     services = validate(target, version, service)
-    params = {"version": version, "services": services, "no_backup_check": no_backup_check,
-              "max_error_rate": target.thresholds.deploy_error_rate_max}
+    state = DeployState(version=version, services=services, no_backup_check=no_backup_check,
+                        health_deadline=health_deadline, max_error_rate=target.thresholds.deploy_error_rate_max)
     steps = [Step("preflight: pull, verify images, recent backup, record current versions", preflight),
              Step("start the prober (health endpoints every 100 ms)", start_prober, rolled_back,
                   "stop the prober, record the deploy as rolled back")]
@@ -194,7 +212,7 @@ def procedure(target, version: str | None, service: str | None = None, no_backup
                    revert(svc), f"put {svc} back on its previous version and wait until healthy")
               for svc in services]
     steps.append(Step("stop the prober, pin IMAGE_TAG, record the deployment", finish))
-    return Procedure(name, steps), params
+    return Procedure(name, steps), state
 
 
 def rollback_version(target, version: str | None) -> str:
@@ -206,5 +224,5 @@ def rollback_version(target, version: str | None) -> str:
             versions = {v["version"] for v in entry["previous"].values()}
             if len(versions) == 1:
                 return versions.pop()
-    raise DeployRefused(f"no deployment of {target.name} recorded in {HISTORY}: name the version with "
+    raise DeployRefused(f"no deployment of {target.name} recorded in {history_file()}: name the version with "
                         "--deploy-version")

@@ -7,8 +7,7 @@ import tarfile
 
 import pytest
 
-from runbook.procedures.backup import _add_redacted, config_files
-from runbook.procedures.restore import _compare_config_files
+from runbook.config_archive import add_redacted as _add_redacted, compare_config_files as _compare_config_files, config_files
 from runbook.redact import Redactor
 
 SECRET = "s3cretValue-9f8e7d6c"

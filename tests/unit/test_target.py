@@ -3,16 +3,17 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import pickle
 import tomllib
-from dataclasses import asdict
 from pathlib import Path
+from unittest import mock
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from runbook.target import Thresholds, conninfo, load_target
+from runbook.target import Thresholds, load_target, read_secrets_file
 from runbook.thresholds import parse_duration
 from runbook.types import TargetError
 
@@ -59,7 +60,7 @@ def test_environment_moves_ports():
 
 def test_threshold_defaults_are_exactly_the_sandbox_values():
     written = tomllib.loads(SANDBOX)["thresholds"]
-    defaults = asdict(Thresholds())
+    defaults = Thresholds().model_dump()
     for key, value in written.items():
         assert defaults[key] == (parse_duration(value) if isinstance(value, str) else value), key
     # a file without [thresholds] gets the same numbers
@@ -123,6 +124,54 @@ def test_each_mistake_gets_the_precise_message(tmp_path, old, new, message):
     assert message in text
 
 
+@pytest.mark.parametrize("old,new", [("connections_warn_ratio", "connections_max_ratio"),
+                                     ("redis_memory_warn_ratio", "redis_memory_max_ratio"),
+                                     ("container_memory_warn_ratio", "container_memory_max_ratio")])
+def test_renamed_thresholds_are_refused_with_the_new_name(tmp_path, old, new):
+    # These are fail limits: a file still calling them *_warn_ratio must be corrected, not half-understood.
+    assert f"\n{new} = " in SANDBOX
+    text = error_of(tmp_path, SANDBOX.replace(f"\n{new} = ", f"\n{old} = "))
+    assert f"key 'thresholds.{old}': expected one of the known keys (" in text
+    assert f"got an unknown key; renamed: use '{new}'" in text
+
+
+@pytest.mark.parametrize("old,new,message", [
+    ('[services.worker]\n', '[services.worker]\nname = "w"\n', "key 'services.worker.name': expected one of the known "
+                                                              "keys (url, health_path, ready_path, container)"),
+    ('protected = false\n', 'protected = false\nsource = "/etc"\n', "key 'source': expected one of the known keys"),
+    ('api_keys = "mcp.api_keys"', 'apikeys = "mcp.api_keys"',
+     "key 'schema.apikeys': expected one of the known keys (api_keys, contexts, context_items, embeddings, "
+     "webhook_dlq), got an unknown key; did you mean 'api_keys'?"),
+    ('app = "local://"', '"a b" = "local://"', "key 'hosts.a b': expected a name of letters, digits, '.', '-', '_', "
+                                               "got that name"),
+    ('key_expiry_days = 7', 'key_expiry_days = "1e999"', "key 'thresholds.key_expiry_days': expected a number of at "
+                                                         "least 0, got '1e999'"),
+    ('"${MESH_PG_PORT:-5432}"', '5432.0', "key 'postgres.primary.port': expected a port number"),
+    ('services = ["edge-mcp", "rest-api", "worker", "redis", "prometheus"]', 'services = "edge-mcp"',
+     "key 'compose.services': expected a non-empty list of names, got 'edge-mcp'"),
+    ('services = ["edge-mcp", "rest-api", "worker", "redis", "prometheus"]', 'services = []',
+     "key 'compose.services': expected a non-empty list of names, got []"),
+])
+def test_keys_that_the_file_does_not_own_and_other_edges(tmp_path, old, new, message):
+    # name is the table's own name and source the file's path: set by the loader, never written in the file.
+    assert old in SANDBOX
+    assert message in error_of(tmp_path, SANDBOX.replace(old, new, 1))
+
+
+def test_a_secret_in_a_list_is_not_shown_either(tmp_path):
+    bad = SANDBOX.replace('services = ["edge-mcp"', 'services = ["${MESH_API_TOKEN}", "edge-mcp"')
+    text = error_of(tmp_path, bad, {"MESH_API_TOKEN": "tok en-value"})
+    assert "key 'compose.services'" in text and "tok en-value" not in text
+
+
+def test_the_loaded_target_is_whole(tmp_path):
+    target = load_target("sandbox", TARGETS, {})
+    assert [s.name for s in target.services.values()] == ["edge-mcp", "rest-api", "worker"]
+    assert target.source == TARGETS / "sandbox.toml" and target.compose.file.endswith("/sandbox/docker-compose.yml")
+    assert target.thresholds.connections_max_ratio == 0.8 and target.thresholds.error_rate_window == 3600.0
+    assert load_text(tmp_path, SANDBOX.replace('name = "sandbox"\n', "")).name == "x"  # the file's stem
+
+
 def test_interpolated_bad_values_show_where_they_came_from(tmp_path):
     text = error_of(tmp_path, SANDBOX, {"MESH_PG_PORT": "abc"})
     assert "key 'postgres.primary.port': expected a port number from 1 to 65535, got 'abc' " \
@@ -167,9 +216,24 @@ def test_secrets_come_from_the_environment_then_the_secrets_file(tmp_path):
     assert target.secret("MESH_REDIS_PASSWORD") == "redis-pw-env"
     assert target.secret("MESH_S3_SECRET_KEY") is None
     assert sorted(target.secret_values()) == ["from-file-pw", "key-1234", "redis-pw-env"]
-    assert conninfo(target)["password"] == "from-file-pw" and conninfo(target, "standby")["port"] == 5433
-    shown = repr(target) + json.dumps(asdict(target), default=str) + str(pickle.dumps(target))
+    shown = repr(target) + target.model_dump_json() + json.dumps(target.model_dump(), default=str)
     assert "from-file-pw" not in shown and "redis-pw-env" not in shown
+    shipped = pickle.dumps(target)  # after secret() read the file: its values are cached, and must stay behind
+    assert b"from-file-pw" not in shipped and b"redis-pw-env" not in shipped and b"key-1234" not in shipped
+    assert pickle.loads(shipped).model_dump() == target.model_dump()  # where it lands, it reads them anew
+
+
+def test_the_secrets_file_is_parsed_once_until_it_changes(tmp_path):
+    secrets = tmp_path / "secrets.env"
+    secrets.write_text("MESH_PG_PASSWORD=one\n")
+    target = load_text(tmp_path, SANDBOX.replace('"${MESH_SANDBOX_STATE:-/var/lib/mesh-sandbox}/secrets.env"',
+                                                 '"secrets.env"'))
+    with mock.patch("runbook.target.read_secrets_file", wraps=read_secrets_file) as parse:
+        assert [target.secret("MESH_PG_PASSWORD") for _ in range(3)] == ["one"] * 3
+        assert target.secret_values() == ["one"] and parse.call_count == 1
+        secrets.write_text("MESH_PG_PASSWORD=second\n")  # rewritten (sandbox/up): read again
+        os.utime(secrets, ns=(1, 1))
+        assert target.secret("MESH_PG_PASSWORD") == "second" and parse.call_count == 2
 
 
 def test_a_missing_secrets_file_is_not_an_error_but_a_malformed_line_is(tmp_path):

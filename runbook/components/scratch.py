@@ -11,7 +11,6 @@ import pwd
 import secrets
 import shutil
 import socket
-import subprocess
 import tempfile
 import time
 import uuid
@@ -21,6 +20,8 @@ from pathlib import Path
 
 import psycopg
 import redis
+
+from ..commands import DEVNULL, Ran, run
 
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
@@ -70,26 +71,13 @@ class ScratchPostgres:
         with self.connect() as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
 
-    def run(self, cmd: list[str], what: str, stdout=subprocess.DEVNULL) -> subprocess.CompletedProcess:
+    def run(self, cmd: list[str], what: str, stdout=DEVNULL) -> Ran:
         """A client tool against the scratch server, within what is left of the deadline."""
-        try:
-            proc = subprocess.run(cmd, env=self.env(), stdout=stdout, stderr=subprocess.PIPE,
-                                  timeout=self.deadline.left())
-        except subprocess.TimeoutExpired:
-            raise TimeoutError(f"{what}: did not finish within the scratch deadline of "
-                               f"{self.deadline.seconds:g}s") from None
-        if proc.returncode != 0:
-            raise RuntimeError(f"{what}: {cmd[0]} exited {proc.returncode}: "
-                               f"{proc.stderr.decode(errors='replace').strip()[-500:]}")
-        return proc
+        return run(cmd, timeout=self.deadline.left(), what=what, env=self.env(), replace_env=True, stdout=stdout)
 
 
 def _as_postgres(cmd: list[str], timeout: float) -> None:
-    proc = subprocess.run(["runuser", "-u", "postgres", "--", *cmd], capture_output=True, text=True,
-                          timeout=timeout)
-    if proc.returncode != 0:
-        raise RuntimeError(f"scratch PostgreSQL: {Path(cmd[0]).name} exited {proc.returncode}: "
-                           f"{(proc.stderr or proc.stdout).strip()[-500:]}")
+    run(["runuser", "-u", "postgres", "--", *cmd], timeout=timeout, what=f"scratch PostgreSQL: {Path(cmd[0]).name}")
 
 
 @contextmanager

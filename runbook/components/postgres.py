@@ -1,0 +1,126 @@
+"""mesh.postgres: the one way to the target's PostgreSQL servers.
+
+Every connection carries a connect deadline and a statement_timeout; a server that does not answer, or
+refuses our credentials, is an `Unreachable` failure naming the endpoint and the next step. Roles are
+discovered, not assumed: `roles()` asks each endpoint pg_is_in_recovery()."""
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from typing import Iterator
+
+import psycopg
+
+from ..probes.postgres import QueryResult
+from ..types import Unreachable
+from . import Component, first_line
+
+WHICH = ("primary", "standby")
+
+
+def query(conn: psycopg.Connection, sql: str, params: tuple | dict | None = None) -> QueryResult:
+    t0 = time.monotonic()
+    cur = conn.execute(sql, params)
+    rows = cur.fetchall() if cur.description else []
+    columns = [d.name for d in cur.description] if cur.description else []
+    return QueryResult(sql=" ".join(sql.split()), columns=columns, rows=rows,
+                       elapsed_ms=(time.monotonic() - t0) * 1000)
+
+
+class Postgres(Component):
+    Error = psycopg.Error                       # for callers that must tell "it failed" from a bug
+    QueryCanceled = psycopg.errors.QueryCanceled
+
+    def endpoint(self, which: str = "primary"):
+        if which not in WHICH:
+            raise ValueError(f"PostgreSQL endpoint must be one of {WHICH}, not {which!r}")
+        pg = self.target.postgres
+        endpoint = pg.primary if which == "primary" else pg.standby
+        if endpoint is None:
+            raise AssertionError(f"the target {self.target.name!r} has no PostgreSQL {which}")
+        return endpoint
+
+    def password(self) -> str | None:
+        return self.target.secret(self.target.postgres.password_env)
+
+    @contextmanager
+    def connect(self, which: str = "primary", autocommit: bool = True,
+                statement_timeout: float | None = None, application_name: str = "mesh-runbook",
+                connect_timeout: float | None = None) -> Iterator[psycopg.Connection]:
+        """A connection to the primary or the standby; statement_timeout in seconds (default: the
+        target's deadline; 0 turns it off, for a backup's snapshot transaction). Closed on leaving."""
+        conn = self.open(which, autocommit, statement_timeout, application_name, connect_timeout)
+        try:
+            yield conn
+        finally:
+            conn.close()
+
+    def open(self, which: str = "primary", autocommit: bool = True, statement_timeout: float | None = None,
+             application_name: str = "mesh-runbook", connect_timeout: float | None = None) -> psycopg.Connection:
+        """Like connect(), but the caller closes it (a lock held for a procedure's whole run)."""
+        pg, endpoint = self.target.postgres, self.endpoint(which)
+        timeout_ms = int((self.timeout if statement_timeout is None else statement_timeout) * 1000)
+        deadline = connect_timeout or self.timeout
+        try:
+            return psycopg.connect(host=endpoint.host, port=endpoint.port, dbname=pg.database, user=pg.user,
+                                   password=self.password() or None, sslmode=pg.sslmode,
+                                   connect_timeout=max(1, int(round(deadline))), autocommit=autocommit,
+                                   options=f"-c statement_timeout={timeout_ms}",
+                                   application_name=application_name)
+        except psycopg.Error as exc:
+            where = f"PostgreSQL {which} at {endpoint.host}:{endpoint.port}"
+            if "authentication failed" in str(exc):  # it answered: the credentials are wrong, not the server
+                raise Unreachable(f"{where} refused user {pg.user!r}: {first_line(exc)}. Next step: check the "
+                                  f"password the target takes from ${pg.password_env} (rotated?)") from None
+            raise Unreachable(
+                f"{where} did not accept a connection within {deadline:g}s: {first_line(exc)}. Next step: "
+                f"check that the server is running (pg_isready -h {endpoint.host} -p {endpoint.port}) "
+                f"and its log.") from None
+
+    def sql(self, sql: str, params=None, which: str = "primary", title: str = "",
+            statement_timeout: float | None = None) -> QueryResult:
+        """One statement on its own connection, recorded in the evidence as a table."""
+        limit = self.timeout if statement_timeout is None else statement_timeout
+        with self.connect(which, statement_timeout=limit) as conn:
+            try:
+                result = query(conn, sql, params)
+            except psycopg.errors.QueryCanceled:
+                raise Unreachable(f"PostgreSQL {which}: query did not finish within {limit:g}s: "
+                                  f"{' '.join(sql.split())[:120]}") from None
+        return self.evidence.query(result, title)
+
+    def value(self, sql: str, params=None, which: str = "primary", title: str = ""):
+        """The single value of a one-row, one-column query. No row is a failure, never a silent None."""
+        result = self.sql(sql, params, which, title)
+        if not result.rows:
+            raise AssertionError(f"PostgreSQL {which}: {' '.join(sql.split())[:120]} returned no row")
+        return result.rows[0][0]
+
+    def roles(self) -> dict[str, str]:
+        """What each configured endpoint is now: 'primary', 'standby', or 'down: <why>'. Asked, not assumed:
+        after a failover the endpoint the target calls standby is the primary."""
+        roles = {}
+        for which in WHICH:
+            if which == "standby" and self.target.postgres.standby is None:
+                continue
+            try:
+                with self.connect(which) as conn:
+                    in_recovery = conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]
+                roles[which] = "standby" if in_recovery else "primary"
+            except (Unreachable, psycopg.Error) as exc:
+                roles[which] = f"down: {first_line(exc)[:160]}"
+        self.evidence.table("PostgreSQL roles (pg_is_in_recovery)", ["endpoint", "address", "role"],
+                            [(w, f"{self.endpoint(w).host}:{self.endpoint(w).port}", r) for w, r in roles.items()])
+        return roles
+
+    def client_env(self, which: str = "primary", lock_timeout: str | None = None) -> dict:
+        """Environment for libpq client tools (pg_dump, pg_restore, psql) against an endpoint: the password
+        travels in the environment, never on a command line that `ps` shows."""
+        pg, endpoint = self.target.postgres, self.endpoint(which)
+        env = {"PGHOST": endpoint.host, "PGPORT": str(endpoint.port), "PGUSER": pg.user,
+               "PGDATABASE": pg.database, "PGPASSWORD": self.password() or "",
+               "PGCONNECT_TIMEOUT": str(max(2, int(self.timeout))), "PGSSLMODE": pg.sslmode}
+        # no PGAPPNAME: each tool then names itself (pg_dump, pg_restore) in pg_stat_activity
+        if lock_timeout:
+            env["PGOPTIONS"] = f"-c lock_timeout={lock_timeout}"   # never wait for ever on a lock
+        return env
