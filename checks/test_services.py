@@ -7,6 +7,10 @@ from datetime import datetime, timezone
 
 import pytest
 
+from fixtures.target import breaker_key
+from runbook import service_window
+from runbook.deployment import Deployment
+from runbook.evidence import Evidence
 from runbook.findings import warn
 from runbook.logs import error_lines
 from runbook.thresholds import verdict_message
@@ -39,13 +43,26 @@ def test_container_state_and_health(mesh, compose_service):
                   + f". Next step: docker logs --tail=100 {s.container}; docker compose up -d {compose_service}")
 
 
-def test_restart_count_not_rising(mesh, compose_service):
+@pytest.fixture(scope="module")
+def window(request, target) -> service_window.Window:
+    """The module's one sampling window (runbook/service_window.py), through the run's breaker."""
+    return service_window.sample(Deployment(target, Evidence(), request.config.stash.get(breaker_key, None)).compose)
+
+
+def _sampled(window, compose_service, which: str):
+    assert window.error is None, window.error
+    got = getattr(window, which).get(compose_service)
+    if got is None:
+        pytest.fail(f"Compose service {compose_service!r} has no container. Next step: docker compose up -d "
+                    f"{compose_service}")
+    return got
+
+
+def test_restart_count_not_rising(mesh, compose_service, window):
     """A container that keeps restarting looks "Up" in `docker-compose ps`. Red when its restart count rises
-    while we watch, or when it has restarted and came back less than a minute ago (a crash loop between
-    restarts); a restart long ago is a warning."""
-    first = _container(mesh, compose_service)
-    time.sleep(1.0)
-    second = _container(mesh, compose_service)
+    while we watch (one second, shared by every service), or when it has restarted and came back less than
+    a minute ago (a crash loop between restarts); a restart long ago is a warning."""
+    first, second = _sampled(window, compose_service, "first"), _sampled(window, compose_service, "second")
     uptime = (datetime.now(timezone.utc) - _parse_time(second.started_at)).total_seconds()
     mesh.evidence.measure(f"{compose_service} restarts", second.restarts, "", first.restarts,
                           f"up {uptime:.0f}s")
@@ -72,10 +89,12 @@ def test_no_error_lines_in_recent_logs(mesh, compose_service):
                             f"minutes; latest: {errors[-1][:200]}")
 
 
-def test_memory_within_limit(mesh, compose_service, thresholds):
+def test_memory_within_limit(mesh, compose_service, thresholds, window):
     """`docker stats`: memory used against the container's limit. A container without a limit warns: the
     runbook's Application Tuning sets limits so that one leaking service cannot OOM the host."""
-    used, limit = mesh.compose.memory(_container(mesh, compose_service).container)
+    sample = _sampled(window, compose_service, "memory")
+    assert not isinstance(sample, str), sample
+    used, limit = sample
     if not limit:
         mesh.evidence.measure(f"{compose_service} memory", f"{used / 2**20:.1f} MiB, no limit", "")
         warn(mesh.evidence, f"{compose_service}: no memory limit (using {used / 2**20:.1f} MiB): one leak can "

@@ -13,6 +13,7 @@ from .components.postgres import Postgres
 from .components.prometheus import Prometheus
 from .components.redis import Redis
 from .components.s3 import S3
+from .breaker import Breaker, Guarded
 from .evidence import Evidence
 from .target import Target
 from .types import Unreachable
@@ -21,13 +22,15 @@ __all__ = ["Deployment", "Unreachable"]
 
 
 class Deployment:
-    def __init__(self, target: Target, evidence: Evidence | None = None):
+    def __init__(self, target: Target, evidence: Evidence | None = None, breaker: Breaker | None = None):
         self.target = target
         self.evidence = evidence if evidence is not None else Evidence()
         self.timeout = float(target.thresholds.http_timeout_seconds)
+        self.breaker = breaker   # read-only checks share one per run; procedures have none (runbook/breaker.py)
 
     def _part(self, cls):
-        return cls(self.target, self.evidence, self.timeout)
+        part = cls(self.target, self.evidence, self.timeout)
+        return Guarded(part, cls.__name__.lower(), self.breaker) if self.breaker is not None else part
 
     # Built on first use: a check of Redis never opens a Docker client, and a client (with its pool) is
     # made once per Deployment.

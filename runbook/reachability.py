@@ -1,0 +1,62 @@
+"""Every component of a target asked at once, in the background, when a run of checks starts: a dead or
+hanging deployment costs one deadline for all its components together, not one per check. What does not
+answer trips the run's breaker (runbook/breaker.py), so its checks fail at once naming that first failure;
+what answers costs the checks nothing (they go on as if no probe had run).
+
+Daemon threads, not a pool: a probe stuck in a hanging connect must never hold up the end of the run."""
+from __future__ import annotations
+
+import threading
+from typing import Callable
+
+from .breaker import Breaker
+from .components.compose import ENGINE_SLACK
+from .evidence import Evidence
+from .types import Unreachable
+
+SLACK = 1.0   # a probe's own deadline plus this is as long as a check waits for its result
+
+
+def probes(mesh) -> dict[str, tuple[Callable[[], object], float]]:
+    """key -> (probe, its deadline), for each component endpoint the target has."""
+    t, timeout = mesh.target, mesh.timeout
+    found: dict[str, tuple[Callable[[], object], float]] = {}
+    for service in t.services:
+        found[f"http:{service}"] = (lambda s=service: _http(mesh, s), timeout)
+    found["postgres:primary"] = (lambda: mesh.postgres.value("SELECT 1", which="primary"), timeout)
+    if t.postgres.standby is not None:
+        found["postgres:standby"] = (lambda: mesh.postgres.value("SELECT 1", which="standby"), timeout)
+    found["redis"] = (mesh.redis.ping, timeout)
+    found["s3"] = (mesh.s3.head_bucket, timeout)
+    found["compose"] = (mesh.compose.containers, timeout + ENGINE_SLACK)
+    if t.prometheus:
+        found["prometheus"] = (lambda: mesh.prometheus.query("vector(1)"), timeout)
+    return found
+
+
+def _http(mesh, service: str) -> None:
+    obs = mesh.http.get(service)
+    if not obs.answered:
+        raise Unreachable(f"{service}: {obs.describe()}. Next step: docker compose ps {service}; "
+                          f"docker compose logs --tail=100 {service}")
+
+
+def start(target, breaker: Breaker) -> None:
+    """Probe every component endpoint of `target` concurrently; failures trip `breaker`."""
+    from .deployment import Deployment  # here: deployment imports the breaker, not this module
+    mesh = Deployment(target, Evidence())   # its own evidence: the probes are not a check's findings
+    for key, (probe, deadline) in probes(mesh).items():
+        done = breaker.expect(key, deadline + SLACK)
+        threading.Thread(target=_run, args=(key, probe, breaker, done), daemon=True,
+                         name=f"reachability-{key}").start()
+
+
+def _run(key: str, probe, breaker: Breaker, done: threading.Event) -> None:
+    try:
+        probe()
+    except Unreachable as exc:
+        breaker.trip(key, str(exc))
+    except Exception:  # anything else is a check's business to find and say
+        pass
+    finally:
+        done.set()
