@@ -1,0 +1,131 @@
+"""Performance Tuning, checked: the settings the runbook's tuning section touches, judged instead of set.
+
+`pytest checks -m tuning`. Where the runbook is wrong: it sets `maxmemory-policy allkeys-lru` on the Redis
+that holds the webhook stream; eviction can drop the stream or its consumer group (redis/redis#6576), which
+is why stream-based queues refuse to run without `noeviction`. Here that setting is red, with the reason."""
+from __future__ import annotations
+
+import pytest
+
+from runbook.findings import warn
+from runbook.thresholds import verdict_message
+
+pytestmark = pytest.mark.tuning
+
+# The runbook's numbers, where it gives them; PostgreSQL's own guidance where it does not.
+FREEZE_WARN_RATIO, FREEZE_FAIL_RATIO = 0.5, 0.8   # of autovacuum_freeze_max_age
+DEAD_TUPLE_WARN_RATIO, DEAD_TUPLE_MIN = 0.2, 10_000
+CACHE_HIT_WARN_RATIO, CACHE_HIT_MIN_READS = 0.99, 10_000
+SLOW_STATEMENT_MS = 100                           # the runbook's "queries slower than 100 ms"
+# Backups, restores and maintenance are slow by nature and are not what the application waits on.
+MAINTENANCE = r"^\s*(copy|create|alter|drop|vacuum|analyze|reindex|truncate|cluster|lock|select pg_catalog\.)"
+
+
+def test_redis_eviction_policy_keeps_the_stream(mesh, target):
+    """Redis Tuning: `maxmemory-policy` must be `noeviction` on the instance that holds the webhook stream.
+    The runbook's `allkeys-lru` would let Redis evict the stream or its consumer group under memory
+    pressure: webhooks lost without an error anywhere."""
+    policy = mesh.redis.call("CONFIG GET maxmemory-policy", lambda r: r.config_get("maxmemory-policy"))
+    value = policy.get("maxmemory-policy")
+    mesh.evidence.measure("maxmemory-policy", value, "", "noeviction")
+    assert value == "noeviction", (
+        f"Redis maxmemory-policy: measured {value!r}, expected 'noeviction': this Redis holds the stream "
+        f"{target.redis.stream!r}, and an evicting policy can drop it or its consumer group (the runbook's "
+        f"allkeys-lru is wrong here). Next step: CONFIG SET maxmemory-policy noeviction, and the same in the "
+        f"Compose command line; put a cache that may evict in its own Redis")
+
+
+def test_redis_latency_monitor(mesh):
+    """Redis Tuning: the latency monitor is on (latency-monitor-threshold > 0), and its worst event is shown.
+    Off is a warning: latency spikes then leave no trace to find later."""
+    threshold = mesh.redis.call("CONFIG GET latency-monitor-threshold",
+                                lambda r: r.config_get("latency-monitor-threshold"))
+    ms = int(threshold.get("latency-monitor-threshold") or 0)
+    events = mesh.redis.call("LATENCY LATEST", lambda r: r.execute_command("LATENCY", "LATEST"))
+    mesh.evidence.table("LATENCY LATEST", ["event", "when", "latest ms", "max ms"], [tuple(e) for e in events or []])
+    if ms == 0:
+        warn(mesh.evidence, "Redis latency monitor is off (latency-monitor-threshold 0): latency spikes are not "
+                            "recorded. Next step: CONFIG SET latency-monitor-threshold 100")
+
+
+def test_transaction_id_age(mesh):
+    """Database Tuning: transaction ID age of each database against autovacuum_freeze_max_age. Near the
+    limit PostgreSQL forces anti-wraparound vacuums, and at 2^31 it stops accepting writes."""
+    rows = mesh.postgres.sql(
+        "SELECT datname, age(datfrozenxid)::bigint AS xid_age, "
+        "current_setting('autovacuum_freeze_max_age')::bigint AS freeze_max_age "
+        "FROM pg_database WHERE datallowconn ORDER BY 2 DESC", title="transaction ID age").rows
+    assert rows, "pg_database returned no connectable database: is this the right server?"
+    name, age, limit = rows[0]
+    ratio = age / limit
+    mesh.evidence.measure(f"xid age of {name} / autovacuum_freeze_max_age", round(ratio, 4), "", FREEZE_FAIL_RATIO)
+    next_step = f"VACUUM (FREEZE, VERBOSE) in {name}, largest tables first; find what holds back the xmin horizon"
+    assert ratio < FREEZE_FAIL_RATIO, verdict_message(f"transaction ID age of {name}", round(ratio * 100, 1), "%",
+                                                      FREEZE_FAIL_RATIO * 100, next_step)
+    if ratio >= FREEZE_WARN_RATIO:
+        warn(mesh.evidence, verdict_message(f"transaction ID age of {name}", round(ratio * 100, 1), "%",
+                                            FREEZE_WARN_RATIO * 100, next_step))
+
+
+def test_autovacuum_not_disabled(mesh):
+    """Database Tuning: no table has autovacuum turned off (reloptions autovacuum_enabled=false): its dead
+    tuples and transaction ID age then grow until someone notices."""
+    rows = mesh.postgres.sql(
+        "SELECT n.nspname || '.' || c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE c.relkind IN ('r', 'm') AND c.reloptions::text[] && ARRAY['autovacuum_enabled=false', "
+        "'autovacuum_enabled=off'] ORDER BY 1", title="tables with autovacuum disabled").rows
+    names = [r[0] for r in rows]
+    assert not names, verdict_message("tables with autovacuum disabled", ", ".join(names), "", "none",
+                                      "ALTER TABLE <table> RESET (autovacuum_enabled)")
+
+
+def test_dead_tuples_and_last_autovacuum(mesh):
+    """Database Tuning: dead-tuple ratio and time since the last (auto)vacuum per table; a table over 20 %
+    dead with over 10 000 dead rows is a warning (bloat, slower scans)."""
+    result = mesh.postgres.sql(
+        "SELECT schemaname || '.' || relname AS table, n_live_tup, n_dead_tup, "
+        "round(n_dead_tup::numeric / greatest(n_live_tup + n_dead_tup, 1), 3)::float AS dead_ratio, "
+        "greatest(last_autovacuum, last_vacuum) AS last_vacuum "
+        "FROM pg_stat_user_tables ORDER BY n_dead_tup DESC LIMIT 20", title="dead tuples per table")
+    assert result.rows, "pg_stat_user_tables is empty: no user tables here. Is this the right database?"
+    bloated = [f"{t} ({ratio:.0%} dead, {dead} rows, last vacuum {last or 'never'})"
+               for t, _, dead, ratio, last in result.rows if ratio > DEAD_TUPLE_WARN_RATIO and dead > DEAD_TUPLE_MIN]
+    if bloated:
+        warn(mesh.evidence, f"dead tuples over {DEAD_TUPLE_WARN_RATIO:.0%}: {'; '.join(bloated)}. Next step: "
+                            "VACUUM (ANALYZE) the table; check autovacuum_vacuum_scale_factor for it")
+
+
+def test_cache_hit_ratio(mesh):
+    """Database Tuning: shared-buffer cache hit ratio of the database; under 99 % (with enough reads to
+    judge) is a warning: the working set no longer fits shared_buffers."""
+    hit, read = mesh.postgres.sql("SELECT blks_hit, blks_read FROM pg_stat_database "
+                                  "WHERE datname = current_database()").rows[0]
+    if hit + read < CACHE_HIT_MIN_READS:
+        mesh.evidence.measure("cache hit ratio", "not judged", "", f"{hit + read} block reads, "
+                              f"fewer than {CACHE_HIT_MIN_READS}")
+        return
+    ratio = hit / (hit + read)
+    mesh.evidence.measure("cache hit ratio", round(ratio, 4), "", CACHE_HIT_WARN_RATIO)
+    if ratio < CACHE_HIT_WARN_RATIO:
+        warn(mesh.evidence, verdict_message("cache hit ratio", round(ratio * 100, 2), "%", CACHE_HIT_WARN_RATIO * 100,
+                                            "raise shared_buffers, or find the scans that read the most blocks"))
+
+
+def test_slow_statements(mesh):
+    """Database Tuning > Query Optimization: statements whose mean time is over the runbook's 100 ms, from
+    pg_stat_statements. Without the extension the slow statements cannot be seen: said as a warning (never
+    a pass that looked at nothing)."""
+    present = mesh.postgres.value("SELECT count(*) FROM pg_extension WHERE extname = 'pg_stat_statements'")
+    if not present:
+        warn(mesh.evidence, "pg_stat_statements is not installed in this database: slow statements cannot be "
+                            "measured. Next step: shared_preload_libraries = 'pg_stat_statements', restart, "
+                            "CREATE EXTENSION pg_stat_statements")
+        return
+    result = mesh.postgres.sql(
+        "SELECT left(query, 120) AS query, calls, round(mean_exec_time::numeric, 1)::float AS mean_ms "
+        "FROM pg_stat_statements WHERE mean_exec_time > %s AND dbid = (SELECT oid FROM pg_database WHERE "
+        "datname = current_database()) AND query !~* %s ORDER BY mean_exec_time DESC LIMIT 10",
+        (SLOW_STATEMENT_MS, MAINTENANCE), title=f"statements slower than {SLOW_STATEMENT_MS} ms on average")
+    if result.rows:
+        warn(mesh.evidence, f"{len(result.rows)} statements over {SLOW_STATEMENT_MS} ms on average; slowest "
+                            f"{result.rows[0][2]} ms: {result.rows[0][0]}. Next step: EXPLAIN (ANALYZE, BUFFERS)")
