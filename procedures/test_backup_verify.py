@@ -3,13 +3,11 @@ Safe every night: the backup is restored into scratch instances only. The runboo
 this one restores them and reads them back."""
 from __future__ import annotations
 
-import warnings
-
 import pytest
 
 from runbook import backups
+from runbook.findings import warn
 from runbook.procedures import verify
-from runbook.types import RunbookWarning
 
 pytestmark = pytest.mark.backup_verify
 
@@ -26,6 +24,6 @@ def test_latest_backup_restores_into_scratch_instances(run_procedure, mesh, targ
           + (f"achieved RPO {r.rpo_seconds / 3600:.2f}h" if r.rpo_seconds is not None
              else f"backup age {r.backup_age_seconds / 3600:.2f}h (not the newest)"))
     if r.rpo_seconds is not None and r.rpo_seconds > target.thresholds.rpo_hours * 3600:
-        warnings.warn(RunbookWarning(f"achieved RPO {r.rpo_seconds / 3600:.1f}h exceeds the target of "
-                                     f"{target.thresholds.rpo_hours:g}h: the newest good backup is too old. "
-                                     "Next step: pytest procedures -m backup"))
+        warn(mesh.evidence, f"achieved RPO {r.rpo_seconds / 3600:.1f}h exceeds the target of "
+                            f"{target.thresholds.rpo_hours:g}h: the newest good backup is too old. "
+                            "Next step: pytest procedures -m backup")

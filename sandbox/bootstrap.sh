@@ -31,6 +31,11 @@ DEB_PACKAGES=(
   "/usr/bin/curl:curl"
   "/usr/bin/jq:jq"
   "/usr/bin/bc:bc"
+  "/usr/bin/chromium:chromium"
+  # Started by sandbox/exporters.py as the sandbox's own daemons; the packages' services stay off.
+  "/usr/bin/prometheus-node-exporter:prometheus-node-exporter"
+  "/usr/bin/prometheus-postgres-exporter:prometheus-postgres-exporter"
+  "/usr/bin/prometheus-redis-exporter:prometheus-redis-exporter"
 )
 
 _missing_debs() {

@@ -44,7 +44,8 @@ def run_suite(args: list[str], tmp_path: Path, target: str | Path | None = None,
               env: dict | None = None) -> SuiteRun:
     name = f"run{len(list(tmp_path.glob('run*.xml')))}"
     xml, html = tmp_path / f"{name}.xml", tmp_path / f"{name}.html"
-    cmd = [sys.executable, "-m", "pytest", *args, f"--junitxml={xml}", f"--html={html}",
+    # --reports-dir: the run's index.html goes beside its report, not into the repository's reports/
+    cmd = [sys.executable, "-m", "pytest", *args, f"--junitxml={xml}", f"--html={html}", f"--reports-dir={tmp_path}",
            "-p", "no:randomly", "-q", "-rA"]
     if target:
         cmd.append(f"--target={target}")

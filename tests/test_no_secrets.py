@@ -21,7 +21,8 @@ URL_PASSWORD = "canaryInUrl7H4s"
 
 def _outputs(run) -> dict[str, str]:
     found = {"console": run.output}
-    for path in (run.html, run.xml, run.evidence):
+    # the report's summary and the reports directory's index are outputs too (fixtures/reports.py)
+    for path in (run.html, run.xml, run.evidence, run.html.with_suffix(".summary.json"), run.html.parent / "index.html"):
         assert path.exists(), f"{path} was not written"
         found[path.name] = path.read_text(errors="replace")
     return found
