@@ -1,7 +1,8 @@
 """Daily Operations > Morning Checklist (Start of Day), done right.
 
 `pytest checks -m daily` is the morning checklist. Each test is one numbered step of the runbook's script;
-the last two are steps the runbook forgot.
+7 to 9 are steps the runbook forgot. Also daily, from their own sections: the webhook pipeline
+(checks/test_webhooks.py) and Redis persistence (checks/test_health.py).
 """
 from __future__ import annotations
 
@@ -90,15 +91,25 @@ def test_6_api_key_expirations(mesh, target, thresholds):
 
 def test_7_replication_lag(mesh, thresholds):
     """7. (missing from the runbook's checklist) Replication lag of the standby within the threshold,
-    measured on the standby itself: zero when everything received is replayed."""
+    measured on the standby itself: zero when everything received is replayed.
+
+    The standby is asked whether it is one first: on a promoted server the replay functions raise instead
+    of answering, and two primaries are named by mesh.postgres before anything else."""
+    standby = mesh.postgres.address("standby")
+    in_recovery = mesh.postgres.value("SELECT pg_is_in_recovery()", which="standby", title="is the standby one")
+    assert in_recovery is True, (
+        f"the standby at {standby} is not in recovery (measured pg_is_in_recovery() = {in_recovery}, expected "
+        f"true): it was promoted, so nothing replicates. Next step: find which server is primary "
+        f"(pytest checks -m health -k roles) before anything writes to both; rebuild the standby from it")
     result = mesh.postgres.sql(postgres.STANDBY_LAG, which="standby", title="standby replay state")
+    assert result.rows, f"the standby at {standby}: the replay-state query returned no row. Next step: rerun"
     row = dict(zip(result.columns, result.rows[0]))
-    limit = thresholds.replication_lag_max_seconds
-    mesh.evidence.measure("replication lag", round(row["lag_seconds"], 1), "s", limit)
-    assert row["in_recovery"], ("the standby is not in recovery: it was promoted or is not a standby. "
-                                "Next step: check which server is primary before anything writes to both")
-    assert row["lag_seconds"] <= limit, verdict_message(
-        "replication lag", round(row["lag_seconds"], 1), "s", limit,
+    limit, lag = thresholds.replication_lag_max_seconds, row["lag_seconds"]
+    assert lag is not None, (f"replication lag on {standby}: measured nothing (no replay timestamp), threshold "
+                             f"{limit:g}s. Next step: check the standby's log and pg_stat_wal_receiver")
+    mesh.evidence.measure("replication lag", round(lag, 1), "s", limit)
+    assert lag <= limit, verdict_message(
+        "replication lag", round(lag, 1), "s", limit,
         ("WAL replay is paused: SELECT pg_wal_replay_resume() on the standby" if row["replay_paused"] else
          "check the standby's log and pg_stat_replication on the primary"))
 
@@ -116,3 +127,20 @@ def test_8_latest_backup_within_rpo(mesh, target, thresholds):
     assert age_h <= thresholds.rpo_hours, verdict_message(
         "age of the newest backup", round(age_h, 1), " h", thresholds.rpo_hours,
         "take a backup now (pytest procedures -m backup) and find why the scheduled one did not run")
+
+
+def test_9_one_release_running(mesh, target):
+    """9. (missing from the runbook) Every service of the deployment runs the same release (the
+    org.opencontainers.image.version label of its running image; the runbook reads a `version` label that
+    does not exist). A warning here; red in the comprehensive health check (-m health), which also tells a
+    deploy in progress apart."""
+    containers = {svc.container or name: name for name, svc in target.services.items()}
+    versions = {containers[s.container]: s.version or f"unlabelled {s.image}"
+                for s in mesh.compose.services() if s.container in containers}
+    assert versions, (f"release per service: none of the target's containers ({', '.join(containers)}) is in "
+                      f"Compose project {target.compose.project}. Next step: docker compose ps")
+    mesh.evidence.json("release per service", versions)
+    if len(set(versions.values())) > 1:
+        running = ", ".join(f"{name} {version}" for name, version in sorted(versions.items()))
+        warn(mesh.evidence, f"services run different releases: {running}. Next step: finish the deploy "
+                            f"(pytest procedures -m deploy --deploy-version V) or roll back (-m rollback)")

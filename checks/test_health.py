@@ -5,14 +5,19 @@
 primary, and counts containers with `grep -v Up`."""
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 import pytest
 
 from runbook import error_rate, health
 from runbook.findings import warn
 from runbook.probes import postgres
+from runbook.procedures import deploy
 from runbook.thresholds import verdict_message
 
 pytestmark = pytest.mark.health
+
+DEPLOY_IN_PROGRESS_S = 1800  # a deploy "started" and not finished this recently explains a version skew
 
 
 def test_api_health(mesh, service):
@@ -88,3 +93,86 @@ def test_error_rate(mesh, thresholds):
     if verdict == "warn":
         warn(mesh.evidence, message)
     assert verdict != "fail", message
+
+
+def test_postgresql_roles(mesh):
+    """Which endpoint is primary, asked (pg_is_in_recovery() on each), not assumed from the target file:
+    exactly one must be. Two primaries (a standby promoted while the primary still runs: both take writes
+    that the other never sees) and none are red; the target's standby being the primary (a failover
+    happened) and an endpoint down are warnings. The runbook has no such step."""
+    roles = mesh.postgres.roles()
+    split = mesh.postgres.two_primaries(roles)
+    assert not split, split
+    seen = "; ".join(f"{which} {mesh.postgres.address(which)}: {role}" for which, role in roles.items())
+    primaries = [which for which, role in roles.items() if role == "primary"]
+    mesh.evidence.measure("endpoints that accept writes", len(primaries), "", 1)
+    assert primaries, (f"no PostgreSQL primary (measured {seen}; expected one endpoint out of recovery). Next "
+                       "step: start the primary (pg_isready, its log); if it is lost, promote the standby")
+    if primaries != ["primary"]:
+        warn(mesh.evidence, f"the target's standby {mesh.postgres.address('standby')} is the primary ({seen}): "
+                            "a failover happened. Next step: swap primary and standby in the target file")
+    down = [which for which, role in roles.items() if role.startswith("down")]
+    if down:
+        warn(mesh.evidence, f"PostgreSQL {', '.join(down)} is down ({seen}). Next step: pg_isready and its log")
+
+
+@pytest.mark.daily
+def test_redis_persistence(mesh, thresholds):
+    """Redis persistence (the runbook has no step): AOF on or RDB saves scheduled; the last BGSAVE, AOF write
+    and AOF rewrite succeeded; changes not in the RDB yet are younger than redis_last_save_max_seconds.
+
+    The backup procedure copies the RDB a BGSAVE writes, and the webhook stream lives only in Redis: a Redis
+    that cannot save loses both on restart while every health endpoint says healthy. Managed Redis
+    (ElastiCache) refuses CONFIG: the schedule is then unknown, which warns when AOF is off too."""
+    info, save = mesh.redis.persistence(), mesh.redis.config_value("save")
+    aof, step = info.get("aof_enabled") == 1, "docker logs redis (disk full? /data not writable?)"
+    problems = []
+    if not aof and save == "":
+        problems.append("Redis persistence is off (measured: appendonly no and no save rule; expected: AOF on or "
+                        "RDB saves scheduled). Next step: CONFIG SET appendonly yes; CONFIG SET save \"60 1\"; "
+                        "CONFIG REWRITE; then fix the redis-server command line so a restart keeps them")
+    for key, what, applies in (("rdb_last_bgsave_status", "the last BGSAVE", True),
+                               ("aof_last_write_status", "the last AOF write", aof),
+                               ("aof_last_bgrewrite_status", "the last AOF rewrite", aof)):
+        if applies and info.get(key) != "ok":
+            problems.append(f"Redis: {what} failed (measured {key} {info.get(key)!r}, expected 'ok'). "
+                            f"Next step: {step}")
+    changes = int(info.get("rdb_changes_since_last_save") or 0)
+    age = mesh.redis.time_ms() / 1000 - int(info.get("rdb_last_save_time") or 0)  # on Redis's clock, which stamps it
+    limit = thresholds.redis_last_save_max_seconds
+    mesh.evidence.measure(f"age of the last RDB save ({changes} changes since)", round(age), "s", limit)
+    if save != "" and changes and age > limit:
+        problems.append(verdict_message(f"age of the last successful Redis RDB save, with {changes} "
+                                        f"change{'s' if changes != 1 else ''} not saved since", round(age), "s",
+                                        round(limit), f"BGSAVE and watch it; {step}"))
+    assert not problems, " | ".join(problems)
+    if save is None and not aof:
+        warn(mesh.evidence, "Redis refuses CONFIG GET save and AOF is off: whether RDB saves are scheduled is "
+                            "unknown. Next step: check the cluster's snapshot settings (ElastiCache: daily backups)")
+
+
+def test_one_release_running(mesh, target):
+    """Version skew: the services of the deployment run one release (org.opencontainers.image.version of
+    each running image), outside a deploy. Red, naming who runs what: a service left behind by a half-done
+    deploy, or one deployed alone, is a mix nobody tested. A deploy this suite started and has not finished
+    (state/deployments.jsonl, under 30 minutes) makes it a warning. The daily checklist only warns."""
+    containers = {svc.container or name: name for name, svc in target.services.items()}
+    versions = {containers[s.container]: s.version or f"unlabelled {s.image}"
+                for s in mesh.compose.services() if s.container in containers}
+    assert versions, (f"release per service: none of the target's containers ({', '.join(containers)}) is in "
+                      f"Compose project {target.compose.project}. Next step: docker compose ps")
+    mesh.evidence.json("release per service", versions)
+    if len(set(versions.values())) == 1:
+        return
+    running = ", ".join(f"{name} {version}" for name, version in sorted(versions.items()))
+    last = (deploy.history(target.name) or [{}])[-1]
+    started = datetime.fromisoformat(last["when"]) if last.get("event") == "started" and last.get("when") else None
+    if started and (datetime.now(timezone.utc) - started).total_seconds() < DEPLOY_IN_PROGRESS_S:
+        warn(mesh.evidence, f"services run different releases during the deploy to {last.get('version')} started "
+                            f"{started:%H:%M} UTC: {running}")
+        return
+    majority = max(set(versions.values()), key=list(versions.values()).count)
+    pytest.fail(f"version skew outside a deploy: {running} (measured {len(set(versions.values()))} releases, "
+                f"expected 1). Next step: deploy the others to the same release or bring "
+                f"{', '.join(n for n, v in sorted(versions.items()) if v != majority)} back to {majority} "
+                f"(pytest procedures -m deploy --deploy-version V [--service S])", pytrace=False)

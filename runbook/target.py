@@ -255,6 +255,22 @@ class Thresholds(_Model):
     # A deploy rolls back when this share of the prober's requests failed: above the recreate gap of one
     # replica (3-6 % measured, docs/zero-downtime.md), below what a broken version does.
     deploy_error_rate_max: Ratio = 0.5
+    # The webhook pipeline (checks/test_webhooks.py). A healthy worker takes an entry within a second; these
+    # leave room for a restart or a burst, and still say so within minutes, not after the morning.
+    webhook_window: Duration = 900.0  # "15m": new dead letters, and arrivals that must have been processed
+    webhook_backlog_max_entries: Positive = 1000  # the worker's own health turns degraded above 1000
+    webhook_undelivered_max_seconds: Duration = 300.0  # "5m": the oldest entry no consumer has read yet
+    webhook_pending_idle_max_seconds: Duration = 300.0  # "5m": read but never acknowledged (a dead replica)
+    webhook_consumer_inactive_max_seconds: Duration = 120.0  # "2m": no consumer read for this long
+    webhook_dlq_new_max_rows: Positive = 0  # each dead letter is a webhook that was not applied
+    # Unsaved changes older than this mean RDB saves are not happening; must exceed the longest `save` rule
+    # that applies (the sandbox saves after 60 s with one change).
+    redis_last_save_max_seconds: Duration = 900.0  # "15m"
+    # Capacity projection (checks/test_capacity.py): red when a resource's fitted growth reaches its limit
+    # within the horizon; a fit needs at least min_history of samples, else it is "not enough history".
+    capacity_horizon_days: Positive = 30
+    capacity_min_history: Duration = 600.0  # "10m": also the shortest window fitted (then 6h and 7d)
+    capacity_database_max_gb: Positive = 10  # the database's storage (RDS allocated storage): its limit
 
     @model_validator(mode="after")
     def _warn_before_fail(self) -> Thresholds:

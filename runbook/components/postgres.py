@@ -2,7 +2,9 @@
 
 Every connection carries a connect deadline and a statement_timeout; a server that does not answer, or
 refuses our credentials, is an `Unreachable` failure naming the endpoint and the next step. Roles are
-discovered, not assumed: `roles()` asks each endpoint pg_is_in_recovery()."""
+discovered, not assumed: `roles()` asks each endpoint pg_is_in_recovery(). When both say false (a standby
+promoted while the primary still runs), every connection is refused with "two primaries: ...": each check
+that touches PostgreSQL says so first, instead of failing on what a split brain answers."""
 from __future__ import annotations
 
 import time
@@ -16,6 +18,11 @@ from ..types import Unreachable
 from . import Component, first_line
 
 WHICH = ("primary", "standby")
+
+# Two primaries (both endpoints out of recovery) is asked once per process and target, then remembered this
+# long: a daily run opens dozens of connections, and a split brain must still be seen within seconds.
+FENCE_CACHE_SECONDS = 10.0
+_fence_cache: dict[tuple, tuple[float, str | None]] = {}
 
 
 def query(conn: psycopg.Connection, sql: str, params: tuple | dict | None = None) -> QueryResult:
@@ -57,7 +64,20 @@ class Postgres(Component):
 
     def open(self, which: str = "primary", autocommit: bool = True, statement_timeout: float | None = None,
              application_name: str = "mesh-runbook", connect_timeout: float | None = None) -> psycopg.Connection:
-        """Like connect(), but the caller closes it (a lock held for a procedure's whole run)."""
+        """Like connect(), but the caller closes it (a lock held for a procedure's whole run). Refused with
+        "two primaries: ..." when both endpoints accept writes: nothing reads or writes a split brain."""
+        # Connect first: a server that does not answer fails in one deadline, without the role discovery
+        # (which asks both endpoints) being paid on top of it.
+        conn = self._open(which, autocommit, statement_timeout, application_name, connect_timeout)
+        try:
+            self.refuse_two_primaries()
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _open(self, which: str = "primary", autocommit: bool = True, statement_timeout: float | None = None,
+              application_name: str = "mesh-runbook", connect_timeout: float | None = None) -> psycopg.Connection:
         pg, endpoint = self.target.postgres, self.endpoint(which)
         timeout_ms = int((self.timeout if statement_timeout is None else statement_timeout) * 1000)
         deadline = connect_timeout or self.timeout
@@ -99,19 +119,55 @@ class Postgres(Component):
     def roles(self) -> dict[str, str]:
         """What each configured endpoint is now: 'primary', 'standby', or 'down: <why>'. Asked, not assumed:
         after a failover the endpoint the target calls standby is the primary."""
+        roles = self._discover()
+        self.evidence.table("PostgreSQL roles (pg_is_in_recovery)", ["endpoint", "address", "role"],
+                            [(w, self.address(w), r) for w, r in roles.items()])
+        return roles
+
+    def _discover(self) -> dict[str, str]:
         roles = {}
         for which in WHICH:
             if which == "standby" and self.target.postgres.standby is None:
                 continue
-            try:
-                with self.connect(which) as conn:
+            try:  # _open, not open: the guard against two primaries is built on this
+                conn = self._open(which)
+                try:
                     in_recovery = conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]
+                finally:
+                    conn.close()
                 roles[which] = "standby" if in_recovery else "primary"
             except (Unreachable, psycopg.Error) as exc:
                 roles[which] = f"down: {first_line(exc)[:160]}"
-        self.evidence.table("PostgreSQL roles (pg_is_in_recovery)", ["endpoint", "address", "role"],
-                            [(w, f"{self.endpoint(w).host}:{self.endpoint(w).port}", r) for w, r in roles.items()])
         return roles
+
+    def address(self, which: str) -> str:
+        endpoint = self.endpoint(which)
+        return f"{endpoint.host}:{endpoint.port}"
+
+    def two_primaries(self, roles: dict[str, str]) -> str | None:
+        """The split-brain message when both endpoints answer as primary, else None."""
+        if roles.get("primary") != "primary" or roles.get("standby") != "primary":
+            return None
+        first, second = self.address("primary"), self.address("standby")
+        return (f"two primaries: {first} and {second} both accept writes; fence one now. Measured: "
+                f"pg_is_in_recovery() is false on both; expected: true on {second}, the target's standby. "
+                f"Next step: stop the writers of the one that must not be primary (or stop that server), keep "
+                f"the one with the newest writes, rebuild the other as its standby (pg_basebackup -R) and check "
+                f"the roles in {self.target.source.name or 'the target file'}")
+
+    def refuse_two_primaries(self) -> None:
+        """Raise AssertionError("two primaries: ...") when both endpoints accept writes. Asked once per
+        process and target, remembered FENCE_CACHE_SECONDS; a target without a standby is never asked."""
+        pg = self.target.postgres
+        if pg.standby is None:
+            return
+        key = (self.target.name, self.address("primary"), self.address("standby"), pg.database, pg.user)
+        now = time.monotonic()
+        cached = _fence_cache.get(key)
+        if cached is None or now - cached[0] > FENCE_CACHE_SECONDS:
+            cached = _fence_cache[key] = (now, self.two_primaries(self._discover()))
+        if cached[1]:
+            raise AssertionError(cached[1])
 
     def client_env(self, which: str = "primary", lock_timeout: str | None = None) -> dict:
         """Environment for libpq client tools (pg_dump, pg_restore, psql) against an endpoint: the password

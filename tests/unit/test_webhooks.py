@@ -1,0 +1,187 @@
+"""The webhook pipeline's judgements (runbook/probes/webhooks.py): what XINFO and XPENDING answer, parsed;
+missing stream or group named; each verdict flips exactly at its threshold; every failure line says what is
+wrong, the measured value, the threshold and the next step."""
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from runbook.probes import webhooks as wh
+from runbook.thresholds import parse_duration
+
+FAST = settings(max_examples=100, deadline=None)
+MS = st.integers(0, 2**46)            # ms since the epoch, well past year 3000
+SEQ = st.integers(0, 2**32)
+SECONDS = st.floats(0, 10**6, allow_nan=False, allow_infinity=False)
+NAME = st.text("abcdefghijklmnopqrstuvwxyz-0123456789", min_size=1, max_size=20)
+
+
+def standard(message: str) -> bool:
+    return "measured" in message and "threshold" in message and "Next step" in message
+
+
+# --- IDs and times ---
+
+@FAST
+@given(ms=MS, seq=SEQ)
+def test_an_entry_id_is_its_time_and_sequence(ms, seq):
+    assert wh.id_key(f"{ms}-{seq}") == (ms, seq) and wh.id_ms(f"{ms}-{seq}") == ms
+    assert wh.id_key(str(ms)) == (ms, 0)
+
+
+@pytest.mark.parametrize("bad", ["", "abc", "1-", "-1", "1-2-3", "1.5-0", None])
+def test_a_bad_entry_id_is_refused_naming_it(bad):
+    with pytest.raises(ValueError, match="not a stream entry ID"):
+        wh.id_key(bad)
+
+
+@FAST
+@given(ms=MS, later=st.integers(-10**6, 10**9))
+def test_age_is_measured_on_redis_time_and_never_negative(ms, later):
+    age = wh.age_s(f"{ms}-0", ms + later)
+    assert age == max(0.0, later / 1000)
+
+
+@FAST
+@given(n=st.integers(0, 10**5), unit=st.sampled_from("smh"))
+def test_a_duration_reads_back_as_itself(n, unit):
+    seconds = n * {"s": 1, "m": 60, "h": 3600}[unit]
+    assert parse_duration(wh.duration(seconds)) == seconds
+
+
+# --- XINFO parsed; the stream and the group found or named ---
+
+def test_xinfo_answers_are_parsed_including_what_redis_cannot_tell():
+    group = wh.parse_group({"name": "g", "consumers": 1, "pending": 2, "last-delivered-id": "5-1",
+                            "entries-read": None, "lag": None})
+    assert group == wh.Group("g", 1, 2, "5-1", None, None)
+    assert wh.parse_consumer({"name": "c", "pending": 0, "idle": 7}).inactive_ms is None
+    assert wh.parse_consumer({"name": "c", "pending": 0, "idle": 7, "inactive": -1}).inactive_ms is None  # never read
+    assert wh.parse_consumer({"name": "c", "pending": 0, "idle": 7, "inactive": 9}).inactive_ms == 9
+
+
+def test_no_stream_is_red_naming_the_stream():
+    group, message = wh.find_group("webhooks", "webhook-workers", "none", None)
+    assert group is None and "webhook stream 'webhooks' does not exist" in message and "Next step" in message
+
+
+def test_a_key_of_another_type_is_red():
+    group, message = wh.find_group("webhooks", "g", "string", None)
+    assert group is None and "measured a Redis string, expected a stream" in message
+
+
+def test_no_group_is_red_naming_it_and_the_groups_there_are():
+    group, message = wh.find_group("webhooks", "webhook-workers", "stream", [{"name": "other", "lag": 0}])
+    assert group is None
+    assert "consumer group 'webhook-workers' does not exist on stream 'webhooks'" in message and "'other'" in message
+    _, message = wh.find_group("webhooks", "webhook-workers", "stream", [])
+    assert "measured: groups none" in message
+
+
+def test_the_group_is_found():
+    group, message = wh.find_group("s", "g", "stream", [{"name": "x"}, {"name": "g", "lag": 3}])
+    assert group is not None and group.lag == 3 and message == ""
+
+
+# --- consumers ---
+
+consumer_lists = st.lists(st.builds(wh.Consumer, NAME, st.integers(0, 10), st.integers(0, 10**8),
+                                    st.integers(0, 10**8)), min_size=1, max_size=5)
+
+
+@FAST
+@given(consumers=consumer_lists, limit=SECONDS)
+def test_redis_72_consumers_judged_by_idle_alone(consumers, limit):
+    verdict, message = wh.judge_consumers("s", "g", consumers, None, limit)
+    assert (verdict == "fail") == (min(c.idle_ms for c in consumers) / 1000 > limit)
+    if verdict == "fail":
+        assert standard(message) and min(consumers, key=lambda c: c.idle_ms).name in message
+
+
+@FAST
+@given(idle_s=st.integers(0, 10**5), waited=st.none() | SECONDS, limit=SECONDS)
+def test_before_72_an_idle_consumer_is_dead_only_when_entries_waited(idle_s, waited, limit):
+    consumers = [wh.Consumer("worker-vm", 0, idle_s * 1000, None)]
+    verdict, message = wh.judge_consumers("s", "g", consumers, waited, limit)
+    dead = idle_s > limit and waited is not None and waited > limit
+    assert (verdict == "fail") == dead
+    if dead:
+        assert standard(message) and "worker-vm" in message and "oldest unread entry waited" in message
+
+
+def test_no_consumer_at_all_is_red():
+    verdict, message = wh.judge_consumers("s", "g", [], None, 120)
+    assert verdict == "fail" and standard(message) and "no consumer has ever read" in message
+
+
+# --- backlog ---
+
+@FAST
+@given(unread=st.integers(0, 10**6), exact=st.booleans(), age=st.none() | SECONDS, max_entries=st.integers(0, 10**5),
+       max_age=SECONDS)
+def test_backlog_fails_past_either_threshold(unread, exact, age, max_entries, max_age):
+    verdict, message = wh.judge_backlog("s", "g", unread, exact, age, max_entries, max_age)
+    assert (verdict == "fail") == (unread > max_entries or (age is not None and age > max_age))
+    if verdict == "fail":
+        assert standard(message) and "docker compose restart worker" in message
+        assert ("at least" in message) == (not exact)
+
+
+# --- pending ---
+
+def test_a_dead_replica_is_named_with_the_claim_that_rescues_its_entries():
+    stale = [wh.Pending("1-0", "worker-dead", 400_000, 1), wh.Pending("2-0", "worker-dead", 350_000, 1)]
+    consumers = [wh.Consumer("worker-dead", 2, 900_000, None), wh.Consumer("worker-live", 0, 100, None)]
+    verdict, message = wh.judge_pending("webhooks", "webhook-workers", 2, stale, 400_000, consumers, 300)
+    assert verdict == "fail" and standard(message)
+    assert "worker-dead holds 2" in message and "measured 400s idle" in message and "threshold 300s" in message
+    assert "XAUTOCLAIM webhooks webhook-workers worker-live 300000 0-0" in message
+    assert "XGROUP DELCONSUMER webhooks webhook-workers worker-dead" in message
+
+
+@FAST
+@given(total=st.integers(0, 100), longest=st.integers(0, 10**7))
+def test_nothing_stale_passes(total, longest):
+    assert wh.judge_pending("s", "g", total, [], longest, [], 300)[0] == "pass"
+
+
+@FAST
+@given(raw=st.lists(st.fixed_dictionaries({"message_id": st.just("1-0"), "consumer": NAME,
+                                            "time_since_delivered": st.integers(0, 10**9),
+                                            "times_delivered": st.integers(1, 9)})))
+def test_xpending_entries_are_parsed(raw):
+    parsed = wh.parse_pending(raw)
+    assert [(p.consumer, p.idle_ms) for p in parsed] == [(r["consumer"], r["time_since_delivered"]) for r in raw]
+
+
+# --- progress ---
+
+@FAST
+@given(arrived=st.integers(0, 1000), processed=st.integers(0, 1000), capped=st.booleans(), window=SECONDS)
+def test_progress_fails_only_when_webhooks_arrived_and_none_was_processed(arrived, processed, capped, window):
+    processed = min(processed, arrived)
+    verdict, message = wh.judge_progress("webhooks", "g", window, arrived, processed, capped)
+    assert (verdict == "fail") == (arrived > 0 and processed == 0)
+    if verdict == "fail":
+        assert standard(message) and f"{arrived} that arrived on 'webhooks'" in message
+
+
+# --- dead letters ---
+
+@FAST
+@given(new=st.integers(0, 100), unresolved=st.integers(0, 100), max_new=st.integers(0, 10))
+def test_dead_letters_fail_past_the_threshold_and_warn_while_unresolved(new, unresolved, max_new):
+    unresolved = max(unresolved, new)
+    verdict, message = wh.judge_dlq("mcp.webhook_dlq", 900, new, unresolved, "'boom' (3 rows, failed)", max_new)
+    expected = "fail" if new > max_new else "warn" if unresolved else "pass"
+    assert verdict == expected
+    if verdict == "fail":
+        assert standard(message) and "'boom'" in message and "last 15m" in message
+    if verdict == "warn":
+        assert "Next step" in message and "'boom'" in message
+
+
+def test_the_most_common_error_is_named_or_said_to_be_missing():
+    assert wh.most_common_error([]) == "none recorded"
+    assert wh.most_common_error([("processing failed", "failed", 3, None)]) == "'processing failed' (3 rows, failed)"
