@@ -88,6 +88,13 @@ def test_dead_tuples_and_last_autovacuum(mesh):
         "greatest(last_autovacuum, last_vacuum) AS last_vacuum "
         "FROM pg_stat_user_tables ORDER BY n_dead_tup DESC LIMIT 20", title="dead tuples per table")
     assert result.rows, "pg_stat_user_tables is empty: no user tables here. Is this the right database?"
+    if mesh.postgres.value("SELECT count(*) FROM pg_extension WHERE extname = 'pgstattuple'"):
+        # the runbook's bloat estimate, without reading whole tables: pgstattuple_approx uses the visibility map
+        mesh.postgres.sql("SELECT %s AS table, round(approx_free_percent::numeric, 1)::float AS free_pct, "
+                          "round(dead_tuple_percent::numeric, 1)::float AS dead_pct FROM pgstattuple_approx(%s::regclass)",
+                          (result.rows[0][0], result.rows[0][0]), title="bloat estimate (pgstattuple_approx)")
+    else:
+        mesh.evidence.measure("bloat estimate", "not measured: the pgstattuple extension is not installed", "")
     bloated = [f"{t} ({ratio:.0%} dead, {dead} rows, last vacuum {last or 'never'})"
                for t, _, dead, ratio, last in result.rows if ratio > DEAD_TUPLE_WARN_RATIO and dead > DEAD_TUPLE_MIN]
     if bloated:
@@ -126,6 +133,43 @@ def test_slow_statements(mesh):
         "FROM pg_stat_statements WHERE mean_exec_time > %s AND dbid = (SELECT oid FROM pg_database WHERE "
         "datname = current_database()) AND query !~* %s ORDER BY mean_exec_time DESC LIMIT 10",
         (SLOW_STATEMENT_MS, MAINTENANCE), title=f"statements slower than {SLOW_STATEMENT_MS} ms on average")
+    dealloc = mesh.postgres.value("SELECT dealloc FROM pg_stat_statements_info")
+    mesh.evidence.measure("pg_stat_statements dealloc (statements evicted)", dealloc, "", 0)
+    if dealloc:
+        warn(mesh.evidence, f"pg_stat_statements evicted statements {dealloc} times: what is shown may miss the "
+                            "slow ones. Next step: raise pg_stat_statements.max")
     if result.rows:
         warn(mesh.evidence, f"{len(result.rows)} statements over {SLOW_STATEMENT_MS} ms on average; slowest "
                             f"{result.rows[0][2]} ms: {result.rows[0][0]}. Next step: EXPLAIN (ANALYZE, BUFFERS)")
+
+
+POOL_HEADROOM = 0.8   # pools may take at most this share of the connections PostgreSQL offers the app
+
+
+def test_connection_pools_fit_max_connections(mesh, target):
+    """Application Tuning: the runbook's DB_MAX_CONNECTIONS per service, summed over every running container
+    of the project (replicas each hold a full pool), must stay below PostgreSQL's max_connections minus the
+    reserved ones, with headroom for the operators and the suite. The runbook raises the pool to 200 in an
+    emergency without looking at max_connections: that moves the exhaustion into PostgreSQL."""
+    used, maximum, reserved = mesh.postgres.sql("SELECT 0, current_setting('max_connections')::int, "
+                                                "current_setting('superuser_reserved_connections')::int").rows[0]
+    available = maximum - reserved
+    pools = {}
+    for s in mesh.compose.services(record=False):
+        value = mesh.compose.environment(s.container).get("DB_MAX_CONNECTIONS")
+        if value is not None:
+            pools[s.container] = int(value) if value.isdigit() else value
+    mesh.evidence.table("DB_MAX_CONNECTIONS per container", ["container", "pool"], sorted(pools.items()))
+    if not pools:
+        warn(mesh.evidence, f"no container of {target.compose.project} declares DB_MAX_CONNECTIONS: the pools "
+                            f"cannot be weighed against max_connections ({available} for applications). Next "
+                            "step: set it per service (the runbook's Application Tuning)")
+        return
+    bad = [c for c, v in pools.items() if not isinstance(v, int)]
+    assert not bad, f"DB_MAX_CONNECTIONS is not a number in {bad}. Next step: fix the Compose environment"
+    total = sum(pools.values())
+    mesh.evidence.measure("sum of pools", total, " connections", round(available * POOL_HEADROOM))
+    assert total <= available * POOL_HEADROOM, verdict_message(
+        f"connection pools of {len(pools)} containers", total, " connections", round(available * POOL_HEADROOM),
+        f"lower DB_MAX_CONNECTIONS (largest: {max(pools, key=pools.get)} {max(pools.values())}) or raise "
+        f"max_connections ({maximum}) on PostgreSQL first")

@@ -51,6 +51,11 @@ class Evidence:
         self.records.append(Record("measure", name, {"value": _jsonable(value), "unit": unit,
                                                      "threshold": _jsonable(threshold), "verdict": verdict}))
 
+    def image(self, title: str, png: bytes) -> None:
+        """A picture (a capacity chart): kept as a data URI, so the self-contained HTML report carries it."""
+        import base64
+        self.records.append(Record("image", title, "data:image/png;base64," + base64.b64encode(png).decode()))
+
     def warning(self, message: str) -> None:
         self.records.append(Record("warning", "warning", message))
 

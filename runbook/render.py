@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 from html import escape
 
+from .render_image import _image
+
 from .summary import STATES
 
 STYLE = ("<style>.mesh-ev{font:12px monospace;margin:4px 0}.mesh-ev table{border-collapse:collapse}"
@@ -49,7 +51,7 @@ def _warning(title: str, d) -> str:
 
 
 RENDERERS = {"http": _http, "table": _table, "text": _text, "json": _json, "measure": _measure,
-             "warning": _warning}
+             "warning": _warning, "image": _image}
 
 
 def to_html(records: list[dict]) -> str:

@@ -12,7 +12,7 @@ import redis
 
 import faults
 from harness import run_suite
-from sandbox import config
+from sandbox import config, engine
 
 pytestmark = pytest.mark.faults
 
@@ -80,3 +80,21 @@ def test_dead_tuples_and_slow_statements_warn(healthy, tmp_path):
             conn.execute("SELECT pg_stat_statements_reset()")
     assert "mcp.tuning_fault (100% dead, 30000 rows" in run.failed("test_dead_tuples_and_last_autovacuum")
     assert "pg_sleep" in run.failed("test_slow_statements")
+
+
+def test_pools_larger_than_max_connections_are_red(healthy, tmp_path):
+    """The runbook's emergency step raises DB_MAX_CONNECTIONS to 200: two replicas of it against the
+    sandbox's max_connections of 100 (containers of the project that only declare the pool)."""
+    client = engine.client()
+    image = client.containers.get("redis").attrs["Config"]["Image"]
+    made = [client.containers.run(image, ["sleep", "300"], name=f"mesh-pool-{i}", detach=True, network_mode="none",
+                                  environment={"DB_MAX_CONNECTIONS": "200"},
+                                  labels={"com.docker.compose.project": "developer-mesh",
+                                          "com.docker.compose.service": f"pool{i}"}) for i in (1, 2)]
+    try:
+        msg = run_suite(["checks", "-m", "tuning", "-k", "pools"], tmp_path).failed(
+            "test_connection_pools_fit_max_connections")
+    finally:
+        for c in made:
+            c.remove(force=True)
+    assert "connection pools of 2 containers: measured 400 connections" in msg and "max_connections" in msg

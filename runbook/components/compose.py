@@ -16,7 +16,7 @@ from ..probes.docker import ServiceState, memory_usage, service_state
 from ..types import Unreachable
 from . import Component, first_line
 
-ENGINE_SLACK = 5          # seconds on top of the target's deadline: the Engine API lists and inspects
+ENGINE_SLACK = 1          # seconds on top of the target's deadline: one Engine API call lists or inspects
 COMPOSE_TIMEOUT = 300     # `up -d` of one service pulls nothing (images are pulled first) but waits for deps
 
 
@@ -74,6 +74,13 @@ class Compose(Component):
     def logs(self, service: str, since: int, tail: int = 500) -> str:
         c = self.container(service)
         return self._engine(f"logs of {service}", lambda: c.logs(since=since, tail=tail)).decode(errors="replace")
+
+    def environment(self, service: str) -> dict[str, str]:
+        """The environment a service's container runs with (docker inspect .Config.Env). Values may be
+        secrets: callers read the names they need and never record the whole."""
+        c = self.container(service)
+        pairs = (item.partition("=") for item in (c.attrs.get("Config") or {}).get("Env") or [])
+        return {k: v for k, _, v in pairs}
 
     def pull(self, ref: str) -> None:
         repo, _, tag = ref.rpartition(":")
