@@ -12,11 +12,10 @@ from runbook.thresholds import verdict_message
 
 pytestmark = pytest.mark.tuning
 
-# The runbook's numbers, where it gives them; PostgreSQL's own guidance where it does not.
-FREEZE_WARN_RATIO, FREEZE_FAIL_RATIO = 0.5, 0.8   # of autovacuum_freeze_max_age
-DEAD_TUPLE_WARN_RATIO, DEAD_TUPLE_MIN = 0.2, 10_000
-CACHE_HIT_WARN_RATIO, CACHE_HIT_MIN_READS = 0.99, 10_000
-SLOW_STATEMENT_MS = 100                           # the runbook's "queries slower than 100 ms"
+# The limits are the target's thresholds (xid_age_*, dead_tuple_warn_ratio, cache_hit_warn_ratio,
+# slow_statement_ms, connection_pools_max_ratio); these only say when there is enough to judge.
+DEAD_TUPLE_MIN = 10_000
+CACHE_HIT_MIN_READS = 10_000
 # Backups, restores and maintenance are slow by nature and are not what the application waits on.
 MAINTENANCE = r"^\s*(copy|create|alter|drop|vacuum|analyze|reindex|truncate|cluster|lock|select pg_catalog\.)"
 
@@ -48,7 +47,7 @@ def test_redis_latency_monitor(mesh):
                             "recorded. Next step: CONFIG SET latency-monitor-threshold 100")
 
 
-def test_transaction_id_age(mesh):
+def test_transaction_id_age(mesh, thresholds):
     """Database Tuning: transaction ID age of each database against autovacuum_freeze_max_age. Near the
     limit PostgreSQL forces anti-wraparound vacuums, and at 2^31 it stops accepting writes."""
     rows = mesh.postgres.sql(
@@ -58,13 +57,14 @@ def test_transaction_id_age(mesh):
     assert rows, "pg_database returned no connectable database: is this the right server?"
     name, age, limit = rows[0]
     ratio = age / limit
-    mesh.evidence.measure(f"xid age of {name} / autovacuum_freeze_max_age", round(ratio, 4), "", FREEZE_FAIL_RATIO)
+    warn_at, fail_at = thresholds.xid_age_warn_ratio, thresholds.xid_age_max_ratio
+    mesh.evidence.measure(f"xid age of {name} / autovacuum_freeze_max_age", round(ratio, 4), "", fail_at)
     next_step = f"VACUUM (FREEZE, VERBOSE) in {name}, largest tables first; find what holds back the xmin horizon"
-    assert ratio < FREEZE_FAIL_RATIO, verdict_message(f"transaction ID age of {name}", round(ratio * 100, 1), "%",
-                                                      FREEZE_FAIL_RATIO * 100, next_step)
-    if ratio >= FREEZE_WARN_RATIO:
+    assert ratio < fail_at, verdict_message(f"transaction ID age of {name}", round(ratio * 100, 1), "%",
+                                                      fail_at * 100, next_step)
+    if ratio >= warn_at:
         warn(mesh.evidence, verdict_message(f"transaction ID age of {name}", round(ratio * 100, 1), "%",
-                                            FREEZE_WARN_RATIO * 100, next_step))
+                                            warn_at * 100, next_step))
 
 
 def test_autovacuum_not_disabled(mesh):
@@ -79,7 +79,7 @@ def test_autovacuum_not_disabled(mesh):
                                       "ALTER TABLE <table> RESET (autovacuum_enabled)")
 
 
-def test_dead_tuples_and_last_autovacuum(mesh):
+def test_dead_tuples_and_last_autovacuum(mesh, thresholds):
     """Database Tuning: dead-tuple ratio and time since the last (auto)vacuum per table; a table over 20 %
     dead with over 10 000 dead rows is a warning (bloat, slower scans)."""
     result = mesh.postgres.sql(
@@ -95,14 +95,15 @@ def test_dead_tuples_and_last_autovacuum(mesh):
                           (result.rows[0][0], result.rows[0][0]), title="bloat estimate (pgstattuple_approx)")
     else:
         mesh.evidence.measure("bloat estimate", "not measured: the pgstattuple extension is not installed", "")
+    dead_warn = thresholds.dead_tuple_warn_ratio
     bloated = [f"{t} ({ratio:.0%} dead, {dead} rows, last vacuum {last or 'never'})"
-               for t, _, dead, ratio, last in result.rows if ratio > DEAD_TUPLE_WARN_RATIO and dead > DEAD_TUPLE_MIN]
+               for t, _, dead, ratio, last in result.rows if ratio > dead_warn and dead > DEAD_TUPLE_MIN]
     if bloated:
-        warn(mesh.evidence, f"dead tuples over {DEAD_TUPLE_WARN_RATIO:.0%}: {'; '.join(bloated)}. Next step: "
+        warn(mesh.evidence, f"dead tuples over {dead_warn:.0%}: {'; '.join(bloated)}. Next step: "
                             "VACUUM (ANALYZE) the table; check autovacuum_vacuum_scale_factor for it")
 
 
-def test_cache_hit_ratio(mesh):
+def test_cache_hit_ratio(mesh, thresholds):
     """Database Tuning: shared-buffer cache hit ratio of the database; under 99 % (with enough reads to
     judge) is a warning: the working set no longer fits shared_buffers."""
     hit, read = mesh.postgres.sql("SELECT blks_hit, blks_read FROM pg_stat_database "
@@ -111,14 +112,14 @@ def test_cache_hit_ratio(mesh):
         mesh.evidence.measure("cache hit ratio", "not judged", "", f"{hit + read} block reads, "
                               f"fewer than {CACHE_HIT_MIN_READS}")
         return
-    ratio = hit / (hit + read)
-    mesh.evidence.measure("cache hit ratio", round(ratio, 4), "", CACHE_HIT_WARN_RATIO)
-    if ratio < CACHE_HIT_WARN_RATIO:
-        warn(mesh.evidence, verdict_message("cache hit ratio", round(ratio * 100, 2), "%", CACHE_HIT_WARN_RATIO * 100,
+    ratio, hit_warn = hit / (hit + read), thresholds.cache_hit_warn_ratio
+    mesh.evidence.measure("cache hit ratio", round(ratio, 4), "", hit_warn)
+    if ratio < hit_warn:
+        warn(mesh.evidence, verdict_message("cache hit ratio", round(ratio * 100, 2), "%", hit_warn * 100,
                                             "raise shared_buffers, or find the scans that read the most blocks"))
 
 
-def test_slow_statements(mesh):
+def test_slow_statements(mesh, thresholds):
     """Database Tuning > Query Optimization: statements whose mean time is over the runbook's 100 ms, from
     pg_stat_statements. Without the extension the slow statements cannot be seen: said as a warning (never
     a pass that looked at nothing)."""
@@ -128,25 +129,23 @@ def test_slow_statements(mesh):
                             "measured. Next step: shared_preload_libraries = 'pg_stat_statements', restart, "
                             "CREATE EXTENSION pg_stat_statements")
         return
+    slow_ms = thresholds.slow_statement_ms
     result = mesh.postgres.sql(
         "SELECT left(query, 120) AS query, calls, round(mean_exec_time::numeric, 1)::float AS mean_ms "
         "FROM pg_stat_statements WHERE mean_exec_time > %s AND dbid = (SELECT oid FROM pg_database WHERE "
         "datname = current_database()) AND query !~* %s ORDER BY mean_exec_time DESC LIMIT 10",
-        (SLOW_STATEMENT_MS, MAINTENANCE), title=f"statements slower than {SLOW_STATEMENT_MS} ms on average")
+        (slow_ms, MAINTENANCE), title=f"statements slower than {slow_ms} ms on average")
     dealloc = mesh.postgres.value("SELECT dealloc FROM pg_stat_statements_info")
     mesh.evidence.measure("pg_stat_statements dealloc (statements evicted)", dealloc, "", 0)
     if dealloc:
         warn(mesh.evidence, f"pg_stat_statements evicted statements {dealloc} times: what is shown may miss the "
                             "slow ones. Next step: raise pg_stat_statements.max")
     if result.rows:
-        warn(mesh.evidence, f"{len(result.rows)} statements over {SLOW_STATEMENT_MS} ms on average; slowest "
+        warn(mesh.evidence, f"{len(result.rows)} statements over {slow_ms} ms on average; slowest "
                             f"{result.rows[0][2]} ms: {result.rows[0][0]}. Next step: EXPLAIN (ANALYZE, BUFFERS)")
 
 
-POOL_HEADROOM = 0.8   # pools may take at most this share of the connections PostgreSQL offers the app
-
-
-def test_connection_pools_fit_max_connections(mesh, target):
+def test_connection_pools_fit_max_connections(mesh, target, thresholds):
     """Application Tuning: the runbook's DB_MAX_CONNECTIONS per service, summed over every running container
     of the project (replicas each hold a full pool), must stay below PostgreSQL's max_connections minus the
     reserved ones, with headroom for the operators and the suite. The runbook raises the pool to 200 in an
@@ -167,9 +166,9 @@ def test_connection_pools_fit_max_connections(mesh, target):
         return
     bad = [c for c, v in pools.items() if not isinstance(v, int)]
     assert not bad, f"DB_MAX_CONNECTIONS is not a number in {bad}. Next step: fix the Compose environment"
-    total = sum(pools.values())
-    mesh.evidence.measure("sum of pools", total, " connections", round(available * POOL_HEADROOM))
-    assert total <= available * POOL_HEADROOM, verdict_message(
-        f"connection pools of {len(pools)} containers", total, " connections", round(available * POOL_HEADROOM),
+    total, headroom = sum(pools.values()), thresholds.connection_pools_max_ratio
+    mesh.evidence.measure("sum of pools", total, " connections", round(available * headroom))
+    assert total <= available * headroom, verdict_message(
+        f"connection pools of {len(pools)} containers", total, " connections", round(available * headroom),
         f"lower DB_MAX_CONNECTIONS (largest: {max(pools, key=pools.get)} {max(pools.values())}) or raise "
         f"max_connections ({maximum}) on PostgreSQL first")

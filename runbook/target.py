@@ -271,6 +271,13 @@ class Thresholds(_Model):
     capacity_horizon_days: Positive = 30
     capacity_min_history: Duration = 600.0  # "10m": also the shortest window fitted (then 6h and 7d)
     capacity_database_max_gb: Positive = 10  # the database's storage (RDS allocated storage): its limit
+    # Performance Tuning (checks/test_tuning.py): PostgreSQL's own guidance where the runbook gives no number.
+    xid_age_warn_ratio: Ratio = 0.5   # of autovacuum_freeze_max_age: anti-wraparound vacuums are coming
+    xid_age_max_ratio: Ratio = 0.8    # near 2^31 PostgreSQL stops accepting writes
+    dead_tuple_warn_ratio: Ratio = 0.2
+    cache_hit_warn_ratio: Ratio = 0.99
+    slow_statement_ms: Positive = 100  # the runbook's "queries slower than 100 ms"
+    connection_pools_max_ratio: Ratio = 0.8  # of max_connections minus the reserved ones, for all pools
 
     @model_validator(mode="after")
     def _warn_before_fail(self) -> Thresholds:

@@ -1,7 +1,7 @@
 """Red tests for the tuning checks (checks/test_tuning.py): each sets the real misconfiguration on the sandbox
 (CONFIG SET, ALTER TABLE, slow statements), sees the check go red or warn with its message, and puts the
-setting back. Transaction ID age and the cache hit ratio are not faulted here: driving a database near
-wraparound, or its working set out of shared_buffers, takes far longer than a test may."""
+setting back. Transaction ID age and the cache hit ratio are judged against lowered limits instead: driving a
+database near wraparound, or its working set out of shared_buffers, takes far longer than a test may."""
 from __future__ import annotations
 
 import time
@@ -11,7 +11,7 @@ import pytest
 import redis
 
 import faults
-from harness import run_suite
+from harness import run_suite, target_with
 from sandbox import config, engine
 
 pytestmark = pytest.mark.faults
@@ -98,3 +98,14 @@ def test_pools_larger_than_max_connections_are_red(healthy, tmp_path):
         for c in made:
             c.remove(force=True)
     assert "connection pools of 2 containers: measured 400 connections" in msg and "max_connections" in msg
+
+
+def test_thresholds_below_the_healthy_values(healthy, tmp_path):
+    """Transaction ID age and the cache hit ratio cannot be driven to their limits in a test's time: their
+    limits are moved under the healthy sandbox's values instead (through a copy of the target file)."""
+    target = target_with(tmp_path, xid_age_warn_ratio="0.0", xid_age_max_ratio="0.000001",
+                         cache_hit_warn_ratio="1.0")
+    run = run_suite(["checks", "-m", "tuning", "-k", "transaction_id or cache_hit", *STRICT], tmp_path, target=target)
+    assert "transaction ID age of" in run.failed("test_transaction_id_age") and "VACUUM (FREEZE" in run.failed(
+        "test_transaction_id_age")
+    assert "cache hit ratio: measured" in run.failed("test_cache_hit_ratio")
