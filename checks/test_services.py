@@ -7,10 +7,6 @@ from datetime import datetime, timezone
 
 import pytest
 
-from fixtures.target import breaker_key
-from runbook import service_window
-from runbook.deployment import Deployment
-from runbook.evidence import Evidence
 from runbook.findings import warn
 from runbook.logs import error_lines
 from runbook.thresholds import verdict_message
@@ -41,12 +37,6 @@ def test_container_state_and_health(mesh, compose_service):
     assert s.ok, (f"{compose_service}: container {s.container} is {s.status}, health {s.health!r}"
                   + (f" (last healthcheck: {s.health_log})" if s.health_log else "")
                   + f". Next step: docker logs --tail=100 {s.container}; docker compose up -d {compose_service}")
-
-
-@pytest.fixture(scope="module")
-def window(request, target) -> service_window.Window:
-    """The module's one sampling window (runbook/service_window.py), through the run's breaker."""
-    return service_window.sample(Deployment(target, Evidence(), request.config.stash.get(breaker_key, None)).compose)
 
 
 def _sampled(window, compose_service, which: str):

@@ -7,7 +7,7 @@ import signal
 import sys
 import time
 
-from . import compose, config, engine, first_backup, images, objectstore, postgres, registry, status
+from . import compose, config, engine, exporters, first_backup, images, objectstore, postgres, registry, status
 
 
 def _step(what: str, fn, *args):
@@ -38,12 +38,14 @@ def up() -> None:
     _step("postgresql primary + standby", postgres.ensure, secrets)
     _step("s3 object store", objectstore.ensure, secrets)
     _step("compose project developer-mesh", compose.ensure, secrets)
+    _step("exporters (node, postgres, redis)", exporters.ensure, secrets)
     _step("first backup (the RPO check needs one)", first_backup.ensure)
     print(f"sandbox up: done in {time.monotonic() - t0:.1f}s")
 
 
 def down(wipe: bool) -> None:
     print("sandbox down:" + (" (wipe)" if wipe else ""))
+    _step("exporters", lambda: ", ".join(exporters.stop()) or "not running")
     if engine._answers(config.DOCKER_HOST):
         _step("compose project", lambda: compose.down(wipe) or "stopped")
     _step("s3 object store", lambda: "stopped" if objectstore.stop() else "not running")

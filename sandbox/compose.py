@@ -40,16 +40,33 @@ def current_tag() -> str:
     return config.VERSIONS[0]
 
 
-def write_prometheus_config() -> None:
+def write_prometheus_config() -> bool:
+    """prometheus.yml: the three services, and the exporters (node, postgres, redis) whose daemon runs.
+    The exporters start after the Compose project (sandbox/exporters.py), which waits for every listed
+    target up: on a first `up` they are listed once they run, when exporters.ensure writes this again.
+    Returns whether the file changed; a running Prometheus is then told to reload (SIGHUP), as it does not
+    watch the file. Written in place: a single-file bind mount keeps the inode it was given."""
+    from . import exporters  # exporters uses this module
+
     targets = {name: config.port(name) for name in ("edge-mcp", "rest-api", "worker")}
+    targets.update({job: config.port(daemon) for job, daemon in exporters.JOBS.items()
+                    if job in exporters.running()})
     jobs = "".join(
         f"  - job_name: {name}\n    static_configs:\n      - targets: ['127.0.0.1:{p}']\n"
         for name, p in targets.items())
-    (config.STATE / "prometheus.yml").write_text(
-        "global:\n  scrape_interval: 5s\n  evaluation_interval: 5s\n"
-        "scrape_configs:\n"
-        f"  - job_name: prometheus\n    static_configs:\n      - targets: ['127.0.0.1:{config.port('prometheus')}']\n"
-        + jobs)
+    path = config.STATE / "prometheus.yml"
+    text = ("global:\n  scrape_interval: 5s\n  evaluation_interval: 5s\n"
+            "scrape_configs:\n"
+            f"  - job_name: prometheus\n    static_configs:\n      - targets: ['127.0.0.1:{config.port('prometheus')}']\n"
+            + jobs)
+    if path.exists() and path.read_text() == text:
+        return False
+    path.write_text(text)
+    try:
+        engine.client().containers.get("prometheus").kill(signal="SIGHUP")
+    except Exception:  # not created or not running yet: it reads the file when it starts
+        pass
+    return True
 
 
 def compose(*args: str, timeout: float = 300, check: bool = True):

@@ -49,6 +49,10 @@ PORTS = {
         Port("rest-api", "MESH_API_PORT", 8081),
         Port("worker", "MESH_WORKER_PORT", 8088),
         Port("prometheus", "MESH_PROM_PORT", 9090),
+        # The exporters (sandbox/exporters.py) on Debian's default ports.
+        Port("node-exporter", "MESH_NODE_EXPORTER_PORT", 9100),
+        Port("postgres-exporter", "MESH_PG_EXPORTER_PORT", 9187),
+        Port("redis-exporter", "MESH_REDIS_EXPORTER_PORT", 9121),
     )
 }
 

@@ -1,6 +1,9 @@
 """mesh.prometheus: PromQL and the targets list, each exchange in the evidence under its query."""
 from __future__ import annotations
 
+import dataclasses
+
+from ..probes import http
 from ..probes import prometheus as prom
 from ..types import Unreachable
 from . import Component
@@ -41,3 +44,21 @@ class Prometheus(Component):
         obs, active, waited = prom.scraped_targets(self.url, self.timeout)
         self.evidence.http(obs, "Prometheus active targets")
         return obs, active, waited
+
+    def query_range(self, expr: str, start: float, end: float, step: float) -> list[dict]:
+        """A range query's matrix: [{"metric": {...}, "values": [(unix seconds, float), ...]}]. Prometheus
+        not answering is a failure; an empty matrix (no history) is returned for the caller to say so.
+        The evidence keeps the exchange with its samples counted, not listed (thousands per series)."""
+        obs = http.get(f"{self.url.rstrip('/')}/api/v1/query_range", self.timeout,
+                       params={"query": expr, "start": f"{start:.3f}", "end": f"{end:.3f}", "step": f"{step:g}"})
+        ok = obs.answered and obs.status == 200 and isinstance(obs.body, dict) and obs.body.get("status") == "success"
+        matrix = obs.body["data"]["result"] if ok else []
+        summary = {"status": obs.body.get("status") if isinstance(obs.body, dict) else None,
+                   "series": [{"metric": m.get("metric", {}), "samples": len(m.get("values", []))} for m in matrix]}
+        self.evidence.http(dataclasses.replace(obs, body=summary if ok else obs.body),
+                           f"PromQL range ({step:g}s step over {end - start:g}s): {expr}")
+        if not obs.answered or obs.status != 200:
+            raise Unreachable(f"Prometheus at {self.url}: {obs.describe()}. Next step: "
+                              f"docker compose ps prometheus; curl {self.url}/-/healthy")
+        return [{"metric": m.get("metric", {}), "values": [(float(t), float(v)) for t, v in m.get("values", [])]}
+                for m in matrix]
