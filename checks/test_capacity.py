@@ -27,6 +27,7 @@ from runbook.thresholds import format_number, verdict_message
 pytestmark = pytest.mark.capacity
 
 GIB = float(2**30)
+MIB = float(2**20)
 LONG_WINDOWS = (6 * 3600.0, 7 * DAY)   # after the shortest, capacity_min_history
 POINTS_PER_WINDOW = 240                # samples asked of Prometheus per window (its limit is 11,000)
 MIN_STEP = 5.0                         # no finer than the sandbox's scrape interval
@@ -262,8 +263,27 @@ def test_database_size_and_rows(mesh, target, thresholds, spreadsheet):
         title="row counts of the real tables").rows[0]
     mesh.evidence.measure(target.schema["contexts"], contexts, " rows")
     mesh.evidence.measure(target.schema["embeddings"], embeddings, " rows")
+    _wal_volume(mesh)
     spreadsheet["PostgreSQL"] = measured_row(fmt(current, " GiB", GIB), v, time.time(), " GiB", GIB)
     assert failure is None, failure
+
+
+def _wal_volume(mesh) -> None:
+    """WAL volume: what pg_wal holds now, and how much WAL the server writes per day on average since its
+    statistics were reset (pg_stat_wal): the archive and the standby must keep up with that. Reading pg_wal
+    needs pg_monitor; without it the figure is said to be missing, never shown as zero."""
+    try:
+        held, files, per_day = mesh.postgres.sql(
+            "SELECT (SELECT sum(size) FROM pg_ls_waldir())::bigint AS held_bytes, "
+            "(SELECT count(*) FROM pg_ls_waldir())::int AS segments, "
+            "(SELECT wal_bytes / greatest(extract(epoch FROM now() - stats_reset), 1) * 86400 "
+            "FROM pg_stat_wal)::bigint AS bytes_per_day", title="WAL volume").rows[0]
+    except mesh.postgres.Error as exc:
+        warn(mesh.evidence, f"WAL volume not measured: {str(exc).splitlines()[0][:160]}. Next step: GRANT "
+                            "pg_monitor to the suite's role")
+        return
+    mesh.evidence.measure("WAL held in pg_wal", fmt(held or 0, " MiB", MIB), "", f"{files} segments")
+    mesh.evidence.measure("WAL written per day (average since the statistics reset)", fmt(per_day or 0, " GiB", GIB))
 
 
 def test_redis_memory_against_maxmemory(mesh, thresholds, spreadsheet):
