@@ -216,15 +216,16 @@ def test_host_cpu_memory_disks_network(mesh, thresholds, spreadsheet):
     assert not failures, "\n".join(failures)
 
 
-def test_container_memory_against_limits(mesh, spreadsheet, window):
-    """Container memory against each container's limit (not projected: no history).
+def test_container_memory_against_limits(mesh, thresholds, spreadsheet, window):
+    """Container memory against each container's limit, projected from its history.
 
     The runbook's `docker stats`: every service's memory against its limit, sampled concurrently the way
-    the services check samples it (runbook/service_window.py; that check judges the ratio). Prometheus
-    scrapes no container metrics here, so there is no history to project: said as a warning."""
+    the services check samples it (runbook/service_window.py; that check judges the ratio now). The trend
+    comes from Prometheus's container_memory_working_set_bytes (cAdvisor's name; the sandbox scrapes
+    sandbox/container_exporter.py): a container that fills its limit within the horizon is red."""
     # the run's one sampling window (checks/conftest.py), shared with the services checks
     assert window.error is None, window.error
-    rows, unknown = [], []
+    rows, unknown, failures, now = [], [], [], time.time()
     for service, sample in sorted(window.memory.items()):
         if isinstance(sample, str):  # why it could not be read
             rows.append((service, "unknown", "", sample))
@@ -233,6 +234,14 @@ def test_container_memory_against_limits(mesh, spreadsheet, window):
         used, limit = sample
         rows.append((service, round(used / 2**20, 1), round(limit / 2**20, 1) if limit else "none",
                      f"{used / limit:.0%}" if limit else "no limit"))
+        if limit:
+            _, _, failure = resource(
+                mesh, thresholds, f"{service} container memory",
+                f'max(container_memory_working_set_bytes{{service="{service}"}})', limit * thresholds.container_memory_max_ratio,
+                f"container_memory_max_ratio {format_number(thresholds.container_memory_max_ratio)} of its limit",
+                " MiB", MIB, f"find the leak in {service} (docker stats; its heap) or raise its mem_limit", now)
+            if failure:
+                failures.append(failure)
     mesh.evidence.table("container memory (MiB)", ["service", "used", "limit", "of limit"], rows)
     running = lambda names: sum(1 for s in window.first.values()  # noqa: E731
                                 if s.service in names and s.status == "running")
@@ -241,8 +250,7 @@ def test_container_memory_against_limits(mesh, spreadsheet, window):
     spreadsheet["Worker Pods"] = Measured(f"{running(['worker'])} container(s) (worker)")
     assert not unknown, ("container memory not readable: " + "; ".join(unknown) +
                          ". Next step: docker stats --no-stream; sandbox/status")
-    warn(mesh.evidence, "container memory: not projected, no history: Prometheus scrapes no container metrics. "
-                        "Next step: add cAdvisor (or the Docker daemon's metrics) to Prometheus for a trend.")
+    assert not failures, "\n".join(failures)
 
 
 def test_database_size_and_rows(mesh, target, thresholds, spreadsheet):

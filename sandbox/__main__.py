@@ -38,7 +38,7 @@ def up() -> None:
     _step("postgresql primary + standby", postgres.ensure, secrets)
     _step("s3 object store", objectstore.ensure, secrets)
     _step("compose project developer-mesh", compose.ensure, secrets)
-    _step("exporters (node, postgres, redis)", exporters.ensure, secrets)
+    _step("exporters (node, pg, redis, containers)", exporters.ensure, secrets)
     _step("first backup (the RPO check needs one)", first_backup.ensure)
     print(f"sandbox up: done in {time.monotonic() - t0:.1f}s")
 

@@ -41,7 +41,7 @@ def current_tag() -> str:
 
 
 def write_prometheus_config() -> bool:
-    """prometheus.yml: the three services, and the exporters (node, postgres, redis) whose daemon runs.
+    """prometheus.yml: the three services, and the exporters (node, postgres, redis, containers) whose daemon runs.
     The exporters start after the Compose project (sandbox/exporters.py), which waits for every listed
     target up: on a first `up` they are listed once they run, when exporters.ensure writes this again.
     Returns whether the file changed; a running Prometheus is then told to reload (SIGHUP), as it does not

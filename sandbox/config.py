@@ -53,6 +53,7 @@ PORTS = {
         Port("node-exporter", "MESH_NODE_EXPORTER_PORT", 9100),
         Port("postgres-exporter", "MESH_PG_EXPORTER_PORT", 9187),
         Port("redis-exporter", "MESH_REDIS_EXPORTER_PORT", 9121),
+        Port("container-exporter", "MESH_CONTAINER_EXPORTER_PORT", 9417),  # sandbox/container_exporter.py
     )
 }
 

@@ -1,4 +1,5 @@
-"""The exporters the capacity report reads: Debian's node, postgres and redis exporters, run as the sandbox's
+"""The exporters the capacity report reads: Debian's node, postgres and redis exporters (and the sandbox's own
+container exporter, sandbox/container_exporter.py), run as the sandbox's
 own daemons (pid files, logs in STATE/logs), each on 127.0.0.1 on its own port (MESH_*_EXPORTER_PORT).
 
 Credentials reach them through the environment only (DATA_SOURCE_NAME, REDIS_PASSWORD): a command line is
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -16,7 +18,8 @@ from urllib.parse import quote
 from . import compose, config, procs
 
 # Prometheus job -> daemon (and port) name; compose.write_prometheus_config lists the jobs whose daemon runs.
-JOBS = {"node": "node-exporter", "postgres": "postgres-exporter", "redis": "redis-exporter"}
+JOBS = {"node": "node-exporter", "postgres": "postgres-exporter", "redis": "redis-exporter",
+        "containers": "container-exporter"}
 UNITS = ("prometheus-node-exporter", "prometheus-postgres-exporter", "prometheus-redis-exporter")
 SCRAPE_TIMEOUT = 30.0
 
@@ -27,6 +30,10 @@ def _command(name: str, port: int, secrets: dict[str, str]) -> tuple[list[str], 
         # Debian turns the systemd collector on; without systemd (containers, the sandbox) it logs an
         # error on every scrape, and the capacity report does not use it.
         return ["/usr/bin/prometheus-node-exporter", f"--web.listen-address={listen}", "--no-collector.systemd"], {}
+    if name == "container-exporter":
+        # ours (cAdvisor is not packaged for Debian 12): the Python that runs `sandbox up`, from the checkout
+        return [sys.executable, "-m", "sandbox.container_exporter", f"--listen={listen}"], \
+            {"PYTHONPATH": str(config.REPO)}
     if name == "postgres-exporter":
         # The `postgres` database, not `mcp`: the exporter keeps its connections open, and a restore must be
         # able to end every session on `mcp`. pg_database_size_bytes covers every database from here.

@@ -41,8 +41,10 @@ def test_worker_stopped_while_webhooks_arrive(healthy, tmp_path):
     assert "no consumer read within 2s while the oldest unread entry waited" in msg and "worker-" in msg, msg
     assert "threshold 2s ago" in msg and "docker compose restart worker" in msg
     msg = run.failed("test_webhook_backlog")
-    # the group's lag, or counted up to one past the threshold when Redis cannot tell (after an XDEL)
-    assert re.search(r"entries not yet read\): measured (5|at least 4) entries, threshold 3 entries", msg), msg
+    # the group's lag (ours, and any another test's webhook that arrived while the worker was stopping), or
+    # counted up to one past the threshold when Redis cannot tell (after an XDEL)
+    found = re.search(r"entries not yet read\): measured (?:at least )?(\d+) entries, threshold 3 entries", msg)
+    assert found and int(found.group(1)) >= 4, msg
     assert "oldest webhook not yet read by group 'webhook-workers' on 'webhooks'" in msg and "threshold 2s old" in msg
     msg = run.failed("test_webhook_progress")
     assert "webhooks processed by group 'webhook-workers' of the 5 that arrived on 'webhooks'" in msg, msg
