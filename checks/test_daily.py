@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from runbook import error_rate, health
+from runbook import error_rate, health, images
 from runbook.findings import warn
 from runbook.probes import postgres
 from runbook.thresholds import classify, verdict_message
@@ -134,11 +134,9 @@ def test_9_one_release_running(mesh, target):
     org.opencontainers.image.version label of its running image; the runbook reads a `version` label that
     does not exist). A warning here; red in the comprehensive health check (-m health), which also tells a
     deploy in progress apart."""
-    containers = {svc.container or name: name for name, svc in target.services.items()}
-    versions = {containers[s.container]: s.version or f"unlabelled {s.image}"
-                for s in mesh.compose.services() if s.container in containers}
-    assert versions, (f"release per service: none of the target's containers ({', '.join(containers)}) is in "
-                      f"Compose project {target.compose.project}. Next step: docker compose ps")
+    versions = images.releases(mesh, target)
+    assert versions, (f"release per service: none of the target's containers is in Compose project "
+                      f"{target.compose.project}. Next step: docker compose ps")
     mesh.evidence.json("release per service", versions)
     if len(set(versions.values())) > 1:
         running = ", ".join(f"{name} {version}" for name, version in sorted(versions.items()))

@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from runbook import error_rate, health
+from runbook import error_rate, health, images
 from runbook.findings import warn
 from runbook.probes import postgres
 from runbook.procedures import deploy
@@ -156,11 +156,9 @@ def test_one_release_running(mesh, target):
     each running image), outside a deploy. Red, naming who runs what: a service left behind by a half-done
     deploy, or one deployed alone, is a mix nobody tested. A deploy this suite started and has not finished
     (state/deployments.jsonl, under 30 minutes) makes it a warning. The daily checklist only warns."""
-    containers = {svc.container or name: name for name, svc in target.services.items()}
-    versions = {containers[s.container]: s.version or f"unlabelled {s.image}"
-                for s in mesh.compose.services() if s.container in containers}
-    assert versions, (f"release per service: none of the target's containers ({', '.join(containers)}) is in "
-                      f"Compose project {target.compose.project}. Next step: docker compose ps")
+    versions = images.releases(mesh, target)
+    assert versions, (f"release per service: none of the target's containers is in Compose project "
+                      f"{target.compose.project}. Next step: docker compose ps")
     mesh.evidence.json("release per service", versions)
     if len(set(versions.values())) == 1:
         return

@@ -56,3 +56,12 @@ def verify(docker_client, ref: str, timeout: float, running_image_id: str | None
     if not any(k.startswith("org.opencontainers.image.sbom") or "sbom" in k.lower() for k in labels):
         report.warnings.append(f"{ref}: no SBOM attached to the image (label or attestation): not checked")
     return report
+
+
+def releases(mesh, target) -> dict[str, str]:
+    """Service -> the release its running container carries (org.opencontainers.image.version; the runbook's
+    `version` label does not exist), for the target's services found in its Compose project. Empty: none
+    found, which the caller must say (never "one release")."""
+    containers = {svc.container or name: name for name, svc in target.services.items()}
+    return {containers[s.container]: s.version or f"unlabelled {s.image}"
+            for s in mesh.compose.services() if s.container in containers}
