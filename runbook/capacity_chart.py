@@ -6,13 +6,17 @@ import io
 import math
 from datetime import datetime, timezone
 
-import matplotlib
+from .projection import DAY, REACH, Projection
 
-matplotlib.use("Agg")  # before pyplot: a headless machine has no display, and the report wants bytes
-import matplotlib.dates as mdates  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
 
-from .projection import DAY, REACH, Projection  # noqa: E402
+def _pyplot():
+    """matplotlib on first use only: it costs ~0.3 s to import, and every run collects this module (the
+    morning checklist must not pay for a chart it never draws)."""
+    import matplotlib
+    matplotlib.use("Agg")  # before pyplot: a headless machine has no display, and the report wants bytes
+    import matplotlib.dates as mdates
+    import matplotlib.pyplot as plt
+    return plt, mdates
 
 
 def _dt(t: float) -> datetime:
@@ -22,6 +26,7 @@ def _dt(t: float) -> datetime:
 def chart(title: str, history: list[tuple[float, float]], projections: list[Projection], now: float,
           horizon_days: float, unit: str = "", scale: float = 1.0) -> bytes:
     """PNG bytes. `scale` divides every value for display (bytes shown as GiB: scale=2**30)."""
+    plt, mdates = _pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 3.2), dpi=80)
     try:
         if history:
