@@ -108,9 +108,11 @@ def test_cache_hit_ratio(mesh, thresholds):
     judge) is a warning: the working set no longer fits shared_buffers."""
     hit, read = mesh.postgres.sql("SELECT blks_hit, blks_read FROM pg_stat_database "
                                   "WHERE datname = current_database()").rows[0]
-    if hit + read < CACHE_HIT_MIN_READS:
+    if hit + read < CACHE_HIT_MIN_READS:  # too little to judge is said, never passed as a good ratio
         mesh.evidence.measure("cache hit ratio", "not judged", "", f"{hit + read} block reads, "
                               f"fewer than {CACHE_HIT_MIN_READS}")
+        warn(mesh.evidence, f"cache hit ratio not judged: only {hit + read} block reads since the statistics "
+                            f"reset (at least {CACHE_HIT_MIN_READS} needed). Next step: run again after traffic")
         return
     ratio, hit_warn = hit / (hit + read), thresholds.cache_hit_warn_ratio
     mesh.evidence.measure("cache hit ratio", round(ratio, 4), "", hit_warn)
