@@ -227,6 +227,17 @@ class Registry(_Model):
     image_prefix: AnyText = ""
 
 
+class Incident(_Model):
+    """The security incident response (procedures -m incident). Optional: without it nobody is notified and
+    no service is probed with a revoked key (the procedure says both)."""
+    # The security team's webhook: its URL usually carries a token (Slack, Teams), so it is a secret, named here
+    # by the environment variable that holds it (or the secrets file), never written in the target file.
+    webhook_url_env: EnvName | None = None
+    # service -> a path that needs an API key (401 without a valid one): every service that authenticates.
+    auth_probes: dict[TableKey, UrlPath] = Field(default_factory=dict, description="a table of service = path")
+    evidence_retention_days: Positive = 365  # S3 object lock retention of the evidence, where the bucket has it
+
+
 class Thresholds(_Model):
     """Defaults are exactly those of targets/sandbox.toml (the runbook's numbers). Durations are seconds."""
 
@@ -278,6 +289,9 @@ class Thresholds(_Model):
     cache_hit_warn_ratio: Ratio = 0.99
     slow_statement_ms: Positive = 100  # the runbook's "queries slower than 100 ms"
     connection_pools_max_ratio: Ratio = 0.8  # of max_connections minus the reserved ones, for all pools
+    # Security incident (procedures -m incident): a revoked key must be refused (401) by every service that
+    # authenticates within this; real services cache keys, so it is the cache's lifetime plus a margin.
+    key_revocation_max_seconds: Duration = 30.0
 
     @model_validator(mode="after")
     def _warn_before_fail(self) -> Thresholds:
@@ -311,6 +325,7 @@ class Target(_Model):
     prometheus: Prometheus | None = None
     grafana: Grafana | None = None
     registry: Registry | None = None
+    incident: Incident = Field(default_factory=Incident)
     schema: Schema = Field(default_factory=lambda: dict(SCHEMA_DEFAULTS))
     thresholds: Thresholds = Field(default_factory=Thresholds)
 
@@ -332,6 +347,10 @@ class Target(_Model):
         if self.api.service not in self.services:
             raise _rule("api.service", f"one of the [services] ({', '.join(self.services) or 'none defined'})",
                         self.api.service)
+        for name in self.incident.auth_probes:
+            if name not in self.services:
+                raise _rule(f"incident.auth_probes.{name}", f"one of the [services] ({', '.join(self.services)})",
+                            name)
         return self
 
     @property
@@ -352,7 +371,8 @@ class Target(_Model):
     def secret_names(self) -> list[str]:
         """The environment variables this target names for its secrets."""
         names = [self.api.key_env, self.postgres.password_env, self.redis.password_env,
-                 self.s3.access_key_env, self.s3.secret_key_env, self.grafana.api_key_env if self.grafana else None]
+                 self.s3.access_key_env, self.s3.secret_key_env, self.grafana.api_key_env if self.grafana else None,
+                 self.incident.webhook_url_env]
         return [n for n in dict.fromkeys(names) if n]
 
     def secret(self, env_name: str) -> str | None:
