@@ -7,7 +7,7 @@ import signal
 import sys
 import time
 
-from . import compose, config, engine, exporters, first_backup, images, objectstore, postgres, registry, status
+from . import compose, config, engine, exporters, first_backup, fleet, images, objectstore, postgres, registry, status
 
 
 def _step(what: str, fn, *args):
@@ -23,7 +23,7 @@ def _step(what: str, fn, *args):
     return result
 
 
-def up() -> None:
+def up(fleet_size: int | None = None) -> None:
     t0 = time.monotonic()
     print("sandbox up:")
     config.STATE.mkdir(parents=True, exist_ok=True)
@@ -40,6 +40,8 @@ def up() -> None:
     _step("compose project developer-mesh", compose.ensure, secrets)
     _step("exporters (node, pg, redis, containers)", exporters.ensure, secrets)
     _step("first backup (the RPO check needs one)", first_backup.ensure)
+    if fleet_size is not None:  # --fleet N / MESH_FLEET=N (sandbox/fleet.py); default: the fleet left as it is
+        _step(f"fleet of {fleet_size} hosts (sshd on 127.0.0.2+)", fleet.ensure, fleet_size)
     print(f"sandbox up: done in {time.monotonic() - t0:.1f}s")
 
 
@@ -47,6 +49,7 @@ def down(wipe: bool) -> None:
     print("sandbox down:" + (" (wipe)" if wipe else ""))
     _step("exporters", lambda: ", ".join(exporters.stop()) or "not running")
     if engine._answers(config.DOCKER_HOST):
+        _step("fleet hosts", lambda: f"{len(fleet.stop())} removed")
         _step("compose project", lambda: compose.down(wipe) or "stopped")
     _step("s3 object store", lambda: "stopped" if objectstore.stop() else "not running")
     _step("postgresql", lambda: ", ".join(postgres.stop()) or "not running")
@@ -59,13 +62,15 @@ def down(wipe: bool) -> None:
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="sandbox")
     sub = parser.add_subparsers(dest="cmd", required=True)
-    sub.add_parser("up")
+    u = sub.add_parser("up")
+    u.add_argument("--fleet", type=int, metavar="N", default=fleet.wanted(),
+                   help="also run N fleet hosts, sshd on 127.0.0.2.. (0 removes them; default: $MESH_FLEET)")
     d = sub.add_parser("down")
     d.add_argument("--wipe", action="store_true", help="also remove all data (databases, volumes, images)")
     sub.add_parser("status")
     args = parser.parse_args(argv)
     if args.cmd == "up":
-        up()
+        up(args.fleet)
     elif args.cmd == "down":
         down(args.wipe)
     else:

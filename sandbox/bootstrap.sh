@@ -29,6 +29,7 @@ DEB_PACKAGES=(
   "/usr/lib/postgresql/15/bin/postgres:postgresql-15"
   "/usr/bin/psql:postgresql-client-15"
   "/usr/bin/curl:curl"
+  "/usr/bin/ssh:openssh-client"  # the fleet checks reach their hosts with ssh (sandbox/fleet.py)
   "/usr/bin/jq:jq"
   "/usr/bin/bc:bc"
   "/usr/bin/chromium:chromium"
