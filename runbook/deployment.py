@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 
+from .components.alertmanager import Alertmanager
 from .components.compose import Compose
 from .components.http import Http
 from .components.postgres import Postgres
@@ -57,3 +58,7 @@ class Deployment:
     @functools.cached_property
     def prometheus(self) -> Prometheus:
         return self._part(Prometheus)
+
+    @functools.cached_property
+    def alertmanager(self) -> Alertmanager:
+        return self._part(Alertmanager)

@@ -217,6 +217,13 @@ class Prometheus(_Model):
     url: HttpUrl
 
 
+class Alertmanager(_Model):
+    url: HttpUrl
+    # The container that runs Prometheus (its image has promtool): the rule files Prometheus names are
+    # validated there with `promtool check rules`. None: not checked (said as a skip, never a pass).
+    promtool_container: Container | None = None
+
+
 class Grafana(_Model):
     url: HttpUrl
     api_key_env: EnvName | None = None
@@ -323,6 +330,7 @@ class Target(_Model):
     s3: S3
     compose: Compose
     prometheus: Prometheus | None = None
+    alertmanager: Alertmanager | None = None
     grafana: Grafana | None = None
     registry: Registry | None = None
     incident: Incident = Field(default_factory=Incident)

@@ -37,6 +37,7 @@ DEB_PACKAGES=(
   "/usr/bin/prometheus-node-exporter:prometheus-node-exporter"
   "/usr/bin/prometheus-postgres-exporter:prometheus-postgres-exporter"
   "/usr/bin/prometheus-redis-exporter:prometheus-redis-exporter"
+  "/usr/bin/prometheus-alertmanager:prometheus-alertmanager"  # sandbox/alertmanager.py
 )
 
 _missing_debs() {

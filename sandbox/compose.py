@@ -55,17 +55,41 @@ def write_prometheus_config() -> bool:
         f"  - job_name: {name}\n    static_configs:\n      - targets: ['127.0.0.1:{p}']\n"
         for name, p in targets.items())
     path = config.STATE / "prometheus.yml"
+    rules_changed = _write_rules()
     text = ("global:\n  scrape_interval: 5s\n  evaluation_interval: 5s\n"
+            # The alerting rules (sandbox/prometheus/rules.yml) and the sandbox's Alertmanager (alertmanager.py)
+            f"rule_files:\n  - {RULES_IN_CONTAINER}\n"
+            f"alerting:\n  alertmanagers:\n    - static_configs:\n"
+            f"        - targets: ['127.0.0.1:{config.port('alertmanager')}']\n"
             "scrape_configs:\n"
             f"  - job_name: prometheus\n    static_configs:\n      - targets: ['127.0.0.1:{config.port('prometheus')}']\n"
             + jobs)
-    if path.exists() and path.read_text() == text:
+    if path.exists() and path.read_text() == text and not rules_changed:
         return False
-    path.write_text(text)
+    if not (path.exists() and path.read_text() == text):
+        path.write_text(text)
     try:
         engine.client().containers.get("prometheus").kill(signal="SIGHUP")
     except Exception:  # not created or not running yet: it reads the file when it starts
         pass
+    return True
+
+
+RULES_SOURCE = config.REPO / "sandbox" / "prometheus" / "rules.yml"
+RULES_IN_CONTAINER = "/etc/mesh/rules.yml"
+
+
+def rules_file():
+    return config.STATE / "rules.yml"
+
+
+def _write_rules() -> bool:
+    """The alerting rules, copied into the state dir (mounted into the container, as prometheus.yml is).
+    Written in place, like prometheus.yml: the single-file bind mount keeps its inode. Returns whether it changed."""
+    path, text = rules_file(), RULES_SOURCE.read_text()
+    if path.exists() and path.read_text() == text:
+        return False
+    path.write_text(text)
     return True
 
 

@@ -54,6 +54,7 @@ PORTS = {
         Port("postgres-exporter", "MESH_PG_EXPORTER_PORT", 9187),
         Port("redis-exporter", "MESH_REDIS_EXPORTER_PORT", 9121),
         Port("container-exporter", "MESH_CONTAINER_EXPORTER_PORT", 9417),  # sandbox/container_exporter.py
+        Port("alertmanager", "MESH_ALERTMANAGER_PORT", 9093),  # sandbox/alertmanager.py
     )
 }
 

@@ -20,7 +20,8 @@ from . import compose, config, procs
 # Prometheus job -> daemon (and port) name; compose.write_prometheus_config lists the jobs whose daemon runs.
 JOBS = {"node": "node-exporter", "postgres": "postgres-exporter", "redis": "redis-exporter",
         "containers": "container-exporter"}
-UNITS = ("prometheus-node-exporter", "prometheus-postgres-exporter", "prometheus-redis-exporter")
+UNITS = ("prometheus-node-exporter", "prometheus-postgres-exporter", "prometheus-redis-exporter",
+         "prometheus-alertmanager")  # sandbox/alertmanager.py runs its own
 SCRAPE_TIMEOUT = 30.0
 
 

@@ -31,7 +31,9 @@ _LOG_LEVEL = _LEVELS.get(os.environ.get("LOG_LEVEL", "info").lower(), 20)
 _log_lock = threading.Lock()
 
 HTTP_REQUESTS = Counter("http_requests_total", "HTTP requests", ["method", "path", "status"])
-HTTP_DURATION = Histogram("http_request_duration_seconds", "HTTP request duration", ["method", "path"])
+# Labelled like a Go service instrumented with the Prometheus client (promhttp with method, route, code):
+# the emergency triage reads p95 by route and the alerting rules (sandbox/prometheus/rules.yml) judge it.
+HTTP_DURATION = Histogram("http_request_duration_seconds", "HTTP request duration", ["method", "path", "status"])
 BUILD_INFO = Gauge("mesh_build_info", "Build information", ["version", "service"])
 
 
@@ -208,7 +210,7 @@ class _Handler(BaseHTTPRequestHandler):
             pass  # client went away
         dur = time.monotonic() - start
         HTTP_REQUESTS.labels(self.command, label, str(status)).inc()
-        HTTP_DURATION.labels(self.command, label).observe(dur)
+        HTTP_DURATION.labels(self.command, label, str(status)).observe(dur)
         # Raw path without the query string: query strings may carry credentials.
         log("info", "request", method=self.command, path=url.path, status=status,
             duration_ms=round(dur * 1000, 2))
