@@ -21,6 +21,7 @@ from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fi
 from pydantic_core import PydanticCustomError
 
 from runbook import target_schema as chk
+from runbook.fleet.model import Fleet
 from runbook.thresholds import format_number, parse_duration
 from runbook.types import Plain, TargetError
 
@@ -323,6 +324,7 @@ class Target(_Model):
     protected: bool = Field(True, description="true or false")  # forgetting it must not make a deployment fair game
     secrets_file: FilePath | None = None
     hosts: dict[TableKey, HostSpec] = Field(default_factory=dict, description="a table of names")
+    fleet: Fleet | None = None  # many hosts in groups, or an Ansible inventory (runbook/fleet/model.py)
     services: dict[TableKey, Service] = Field(description="a table of names")
     api: Api
     postgres: Postgres
