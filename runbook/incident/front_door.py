@@ -1,0 +1,95 @@
+"""The front door: where source addresses are blocked (suspicious_api_activity) and whose access log is
+evidence. The sandbox has none yet (its services are reached directly on 127.0.0.1); a target that has one
+(the HAProxy front door of a later issue, an ALB with a WAF) plugs in by implementing FrontDoor and returning
+it from of(). Until then the procedure says plainly that there is no place to block, and what to do instead.
+
+probe_from() sends a request from a given local source address (on loopback: 127.0.0.2, a second address of
+the same host), the way the block is verified: refused (403, or the connection closed) from the blocked
+source, answered from any other.
+"""
+from __future__ import annotations
+
+import ipaddress
+import socket
+import time
+from typing import Protocol, Sequence
+
+import requests
+from requests.adapters import HTTPAdapter
+
+NO_FRONT_DOOR = ("this target has no front door (the services are reached directly), so there is no place here "
+                 "to block {sources}. Next step: deny them where traffic enters: the security group or network "
+                 "ACL (aws ec2 revoke-security-group-ingress / a NACL deny rule), the WAF (an IP set in a block "
+                 "rule), or a deny rule in the reverse proxy (HAProxy: http-request deny if {{ src -f blocked.lst }})")
+
+
+class FrontDoor(Protocol):
+    name: str
+    url: str                               # where a request from a blocked source is refused
+
+    def access_log(self) -> str: ...       # for the evidence bundle (redacted on the way in)
+    def block(self, sources: Sequence[str]) -> None: ...
+    def unblock(self, sources: Sequence[str]) -> None: ...
+
+
+def of(target, mesh) -> FrontDoor | None:
+    """The target's front door: none is known yet (no target field describes one)."""
+    return None
+
+
+def parse_sources(values: Sequence[str]) -> list[str]:
+    """Addresses or CIDRs, normalised; bad input refused with the value."""
+    out = []
+    for value in values:
+        try:
+            out.append(str(ipaddress.ip_network(value.strip(), strict=False)))
+        except ValueError:
+            raise ValueError(f"--block-source {value!r} is not an IP address or CIDR") from None
+    return out
+
+
+class _SourceAdapter(HTTPAdapter):
+    def __init__(self, source: str):
+        self.source = source
+        super().__init__(max_retries=0)
+
+    def init_poolmanager(self, *args, **kwargs):
+        kwargs["source_address"] = (self.source, 0)
+        super().init_poolmanager(*args, **kwargs)
+
+
+def probe_from(url: str, source: str, timeout: float) -> tuple[int | None, str, float]:
+    """GET url from the local address `source`: (status or None, what happened, seconds)."""
+    session = requests.Session()
+    session.mount("http://", _SourceAdapter(source))
+    session.mount("https://", _SourceAdapter(source))
+    t0 = time.monotonic()
+    try:
+        resp = session.get(url, timeout=(timeout, timeout), allow_redirects=False)
+        return resp.status_code, f"HTTP {resp.status_code}", time.monotonic() - t0
+    except requests.RequestException as exc:
+        return None, f"no answer: {type(exc).__name__}", time.monotonic() - t0
+    finally:
+        session.close()
+
+
+def blocked(status: int | None) -> bool:
+    """Refused at the door: 403 (a deny rule) or the connection closed (a firewall drop or reset)."""
+    return status is None or status == 403
+
+
+def first_address(source: str) -> str:
+    """The address a probe is sent from for a blocked source (a CIDR's first host)."""
+    net = ipaddress.ip_network(source, strict=False)
+    return str(net.network_address if net.num_addresses == 1 else next(net.hosts()))
+
+
+def can_send_from(address: str) -> bool:
+    """Whether this host owns `address` (it can bind to it): only then can a probe come from it."""
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((address, 0))
+            return True
+        except OSError:
+            return False
