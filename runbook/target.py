@@ -297,6 +297,12 @@ class Thresholds(_Model):
     cache_hit_warn_ratio: Ratio = 0.99
     slow_statement_ms: Positive = 100  # the runbook's "queries slower than 100 ms"
     connection_pools_max_ratio: Ratio = 0.8  # of max_connections minus the reserved ones, for all pools
+    # Fleet hosts (checks/test_hosts.py, -m hosts): disk per mount uses disk_warn/fail_percent above.
+    inodes_free_min_percent: Percent = 10  # a disk with space but no inodes is full all the same
+    host_memory_available_min_percent: Percent = 10  # MemAvailable of MemTotal
+    host_load_warn_per_cpu: Positive = 2  # the 5-minute load average per CPU (production: 1)
+    host_load_max_per_cpu: Positive = 4  # (production: 2)
+    clock_offset_max_seconds: Duration = 1.0  # the host's clock against the runner's, round trip allowed for
     # Security incident (procedures -m incident): a revoked key must be refused (401) by every service that
     # authenticates within this; real services cache keys, so it is the cache's lifetime plus a margin.
     key_revocation_max_seconds: Duration = 30.0
