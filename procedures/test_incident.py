@@ -60,6 +60,9 @@ def test_security_incident_response(run_procedure, mesh, target, request):
         pytest.fail(f"refused: {exc}", pytrace=False)
     state = run_procedure(proc, state).state
     _report(mesh, state)
+    if state.not_blocked:
+        pytest.fail(f"evidence preserved, the security team {'NOT ' if state.notify_error else ''}notified, but "
+                    f"nothing blocked: {state.not_blocked}", pytrace=False)
     if state.notify_error:
         pytest.fail(f"done, but the security team was NOT notified: {state.notify_error}. Next step: tell them "
                     f"by hand (incident {state.incident_id}) and check the webhook", pytrace=False)

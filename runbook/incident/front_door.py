@@ -17,10 +17,10 @@ from typing import Protocol, Sequence
 import requests
 from requests.adapters import HTTPAdapter
 
-NO_FRONT_DOOR = ("this target has no front door (the services are reached directly), so there is no place here "
-                 "to block {sources}. Next step: deny them where traffic enters: the security group or network "
-                 "ACL (aws ec2 revoke-security-group-ingress / a NACL deny rule), the WAF (an IP set in a block "
-                 "rule), or a deny rule in the reverse proxy (HAProxy: http-request deny if {{ src -f blocked.lst }})")
+NO_FRONT_DOOR = ("this target has no front door (its services are reached directly): no place here to block "
+                 "{sources}. Next step: deny them where traffic enters: the security group or network ACL, the WAF "
+                 "(an IP set in a block rule), or a deny rule in the reverse proxy "
+                 "(HAProxy: http-request deny if {{ src -f blocked.lst }})")
 
 
 class FrontDoor(Protocol):

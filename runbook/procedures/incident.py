@@ -61,6 +61,7 @@ class IncidentState:
     probes: list[verify.Probe] = field(default_factory=list)
     notified: str = ""
     notify_error: str = ""
+    not_blocked: str = ""                          # why the sources were not blocked (no front door)
     warnings: list[str] = field(default_factory=list)
     figures: dict = field(default_factory=dict)
 
@@ -220,7 +221,9 @@ def block_sources(ctx: Ctx):
     if not st.block_sources:
         return "no --block-source given: nothing blocked"
     if st.front_door is None:
-        raise ProcedureRefused(front_door.NO_FRONT_DOOR.format(sources=", ".join(st.block_sources)))
+        # Refused, not failed: the evidence and the notification stand (nothing to undo); the test is red after.
+        st.not_blocked = front_door.NO_FRONT_DOOR.format(sources=", ".join(st.block_sources))
+        return "NOT blocked: " + st.not_blocked
     st.front_door.block(st.block_sources)
     return f"blocked {', '.join(st.block_sources)} at {st.front_door.name}"
 
@@ -232,7 +235,7 @@ def unblock_sources(ctx: Ctx):
 
 def verify_block(ctx: Ctx):
     st = ctx.state
-    if not st.block_sources:
+    if not st.block_sources or st.not_blocked:
         return "nothing blocked, nothing to verify"
     door, timeout, seen, unprobed = st.front_door, ctx.mesh.timeout, [], []
     for source in st.block_sources:
@@ -265,9 +268,6 @@ def notify_team(ctx: Ctx):
     return st.notified
 
 
-KEPT = "none: the evidence is kept (incidents are never deleted by the suite)"
-
-
 def procedure(target, mesh, kind: str | None, incident_id: str | None, tenant: str | None, key_prefix: str | None,
               all_keys: bool, reason: str | None, block: list[str], redactor,
               environ=os.environ) -> tuple[Procedure[IncidentState], IncidentState]:
@@ -287,11 +287,11 @@ def procedure(target, mesh, kind: str | None, incident_id: str | None, tenant: s
     evidence_steps = [
         Step(f"preflight (read-only): evidence prefix incidents/{incident_id}/ free"
              + (f", the keys in scope, the held keys inside it" if kind == "api_key_compromise" else ""), preflight),
-        Step("preserve evidence first: every container's logs (timestamps) and docker inspect, api_keys (hashes "
+        Step("preserve evidence first (kept: never undone): every container's logs (timestamps) and docker inspect, api_keys (hashes "
              "and prefixes), pg_stat_activity, the front door's access log; redacted, SHA-256 manifest, to S3",
-             preserve_evidence, lambda ctx: None, KEPT),
+             preserve_evidence),
         Step("verify the evidence: every object read back against the manifest's size and SHA-256",
-             verify_evidence, lambda ctx: None, KEPT),
+             verify_evidence),
     ]
     if kind == "api_key_compromise":
         if sources:
