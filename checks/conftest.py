@@ -25,13 +25,35 @@ def host(target, host_name):
     return testinfra.get_host(target.hosts[host_name], timeout=int(target.thresholds.http_timeout_seconds))
 
 
-@pytest.fixture(scope="session")
-def window(request, target):
-    """The run's one sampling window of the Compose services (runbook/service_window.py): restart counts a
-    second apart and every container's memory, shared by the services and capacity checks, through the
-    run's breaker."""
+_window_started = pytest.StashKey()
+
+
+def _start_window(config, target):
+    """Sampling in a thread of its own: the window is mostly a one-second wait, which other checks can use."""
+    from concurrent.futures import ThreadPoolExecutor
     from runbook import service_window
     from runbook.deployment import Deployment
     from runbook.evidence import Evidence
     from fixtures.target import breaker_key
-    return service_window.sample(Deployment(target, Evidence(), request.config.stash.get(breaker_key, None)).compose)
+    compose = Deployment(target, Evidence(), config.stash.get(breaker_key, None)).compose
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="service-window")
+    future = pool.submit(service_window.sample, compose)
+    pool.shutdown(wait=False)
+    return future
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _window_starts_with_the_run(request, target):
+    """When any selected check reads the sampling window, it starts with the run's first check instead of
+    at the first check that needs it: the read-only selection no longer waits through that second."""
+    if any("window" in getattr(item, "fixturenames", ()) for item in request.session.items):
+        request.config.stash[_window_started] = _start_window(request.config, target)
+
+
+@pytest.fixture(scope="session")
+def window(request, target):
+    """The run's one sampling window of the Compose services (runbook/service_window.py): restart counts a
+    second apart and every container's memory, shared by the services and capacity checks, through the
+    run's breaker. sample() turns every failure into Window.error, so result() does not raise."""
+    future = request.config.stash.get(_window_started, None) or _start_window(request.config, target)
+    return future.result()
