@@ -13,12 +13,13 @@ import os
 import re
 import secrets
 import stat
+import time
 
 import pytest
 import requests
 
 import faults_incident as fi
-from harness import REPO, run_suite
+from harness import run_suite, target_with
 from runbook.incident import front_door
 
 pytestmark = pytest.mark.faults
@@ -65,6 +66,8 @@ def test_plan_shows_each_step_with_its_undo(restored, tmp_path):
     (["--type", "api_key_compromise", "--tenant", "acme"], "is not a tenant UUID"),
     (["--type", "suspicious_api_activity", "--block-source", "10.0.0.300"], "is not an IP address or CIDR"),
     (["--type", "api_key_compromise", "--key-prefix", "zzzzzzzz"], "no active API key matches"),
+    (["--type", "api_key_compromise", "--all-keys", "--tenant", SMOKE_TENANT], "choose a scope or all keys"),
+    (["--type", "api_key_compromise", "--incident-id", "../x", "--all-keys"], "--incident-id '../x': expected"),
 ])
 def test_bad_input_refused_before_anything_changes(restored, tmp_path, args, expect):
     count = lambda: fi.s3().list_objects_v2(Bucket=fi.TARGET.s3.bucket, Prefix="incidents/").get("KeyCount")  # noqa
@@ -137,7 +140,7 @@ def test_revocation_of_a_key_in_use(restored, tmp_path):
     assert "logs/rest-api.log" in report and manifest["artefacts"][0]["sha256"] in report
     assert "incident-canary-line" not in report
     everything = report + json.dumps(body) + "\n".join(b.decode(errors="replace") for b in bundle.values())
-    for canary in (canary_password, victim, hook.token, smoke):
+    for canary in (canary_password, victim, hook.token, smoke, *fi.TARGET.secret_values()):
         assert canary not in everything
 
 
@@ -192,6 +195,16 @@ def test_a_revocation_that_does_not_take_is_undone_exactly(restored, tmp_path):
     assert _status(fi.TARGET.secret("MESH_API_KEY")) == 404
 
 
+def test_a_held_key_outside_the_scope_is_refused(restored, tmp_path):
+    """The leaked key given to probe would stay active under this scope: refused before anything changes."""
+    _, other_id = fi.new_key("00000000-0000-4000-8000-0000000000a4", "is" + secrets.token_hex(3))
+    run = run_suite(INCIDENT + ["--type", "api_key_compromise", "--tenant", "00000000-0000-4000-8000-0000000000a4"],
+                    tmp_path, env={"MESH_COMPROMISED_KEYS": fi.TARGET.secret("MESH_API_KEY")})
+    message = run.failed("test_security_incident_response")
+    assert "is outside the scope tenant 00000000-0000-4000-8000-0000000000a4: it would stay active" in message
+    assert fi.active([other_id]) == {other_id: True} and fi.TARGET.secret("MESH_API_KEY") not in _reports(run)
+
+
 def test_evidence_is_never_overwritten(restored, tmp_path):
     incident_id = "TEST-TAKEN-" + secrets.token_hex(3)
     fi.s3().put_object(Bucket=fi.TARGET.s3.bucket, Key=f"incidents/{incident_id}/manifest.json", Body=b"{}")
@@ -225,6 +238,36 @@ def test_suspicious_activity_has_no_front_door_to_block(restored, tmp_path):
         assert text in message, message
     assert f"incidents/{incident_id}/manifest.json" in _bundle(incident_id)      # evidence came first
     assert [body["block_sources"] for _, body in hook.received] == [["127.0.0.2/32"]]
+
+
+def test_evidence_under_object_lock_where_the_bucket_has_it(restored, tmp_path):
+    """A bucket created with Object Lock: every object of the bundle carries COMPLIANCE retention (the
+    sandbox's own bucket has none, and the report says so). Retention is 10 s here so the test can clean up."""
+    bucket, client = "incident-locked-" + secrets.token_hex(3), fi.s3()
+    client.create_bucket(Bucket=bucket, ObjectLockEnabledForBucket=True)
+    incident_id = "TEST-LOCK-" + secrets.token_hex(3)
+    try:
+        target = target_with(tmp_path, bucket=f'"{bucket}"', evidence_retention_days="0.000116")
+        run = run_suite(INCIDENT + ["--type", "suspicious_api_activity", "--incident-id", incident_id], tmp_path,
+                        target=target)
+        run.passed("test_security_incident_response")
+        assert "retention: COMPLIANCE until" in _reports(run) and "notified nobody" in run.output
+        keys = [o["Key"] for o in client.list_objects_v2(Bucket=bucket).get("Contents", [])]
+        assert f"incidents/{incident_id}/manifest.json" in keys and len(keys) > 5
+        assert {client.head_object(Bucket=bucket, Key=k).get("ObjectLockMode") for k in keys} == {"COMPLIANCE"}
+    finally:
+        deadline = time.monotonic() + 30
+        while True:   # the retention runs out within seconds; then every version goes, and the bucket
+            versions = client.list_object_versions(Bucket=bucket).get("Versions", [])
+            try:
+                for v in versions:
+                    client.delete_object(Bucket=bucket, Key=v["Key"], VersionId=v["VersionId"])
+                client.delete_bucket(Bucket=bucket)
+                break
+            except client.exceptions.ClientError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(1)
 
 
 def test_a_probe_comes_from_the_blocked_source_address():
