@@ -3,6 +3,8 @@ Emergency Procedures but never asks whether anything would fire): the rules Prom
 the rule files valid for promtool, Alertmanager up and receiving from Prometheus, and what is firing now."""
 from __future__ import annotations
 
+import time
+
 import pytest
 
 pytestmark = pytest.mark.monitoring
@@ -21,6 +23,13 @@ def test_alert_rules_loaded_and_healthy(mesh, target):
     _need(target, "prometheus")
     groups = mesh.alertmanager.rule_groups()
     rules = [(g.get("name"), r) for g in groups for r in g.get("rules") or []]
+    if any(r.get("health") == "unknown" for _, r in rules):
+        # not evaluated yet (just loaded or reloaded): judged after one evaluation interval, not before
+        wait = max(float(g.get("interval") or 0) for g in groups) + 1
+        mesh.evidence.measure("waited for a first evaluation", wait, "s")
+        time.sleep(min(wait, 65))
+        groups = mesh.alertmanager.rule_groups()
+        rules = [(g.get("name"), r) for g in groups for r in g.get("rules") or []]
     mesh.evidence.table("rules", ["group", "rule", "type", "health", "state", "last error"],
                         [(g, r.get("name"), r.get("type"), r.get("health"), r.get("state", ""),
                           r.get("lastError", "")) for g, r in rules])
@@ -59,10 +68,17 @@ def test_alertmanager_receives_from_prometheus(mesh, target):
     cluster = (status.get("cluster") or {}).get("status")
     assert cluster in ("ready", "disabled"), (f"Alertmanager cluster status {cluster!r}, expected ready (or "
                                               "disabled, a single instance). Next step: its log")
-    senders = mesh.alertmanager.senders()
-    mesh.evidence.json("Prometheus's Alertmanagers", senders)
     ours = target.alertmanager.url.rstrip("/").split("://")[-1]
+    senders = mesh.alertmanager.senders()
     active = [u for u in senders["active"] if ours in u]
+    if not active:
+        # Prometheus lists no Alertmanager for a few seconds after a reload (its discovery runs again): judged on
+        # a fresh answer, one discovery cycle later
+        mesh.evidence.measure("waited for Prometheus's Alertmanager discovery", 6, "s")
+        time.sleep(6)
+        senders = mesh.alertmanager.senders()
+        active = [u for u in senders["active"] if ours in u]
+    mesh.evidence.json("Prometheus's Alertmanagers", senders)
     assert active, (f"Prometheus does not send to {target.alertmanager.url}: active Alertmanagers "
                     f"{senders['active'] or 'none'}, dropped {senders['dropped'] or 'none'}. Next step: the alerting "
                     "section of prometheus.yml, then reload Prometheus")

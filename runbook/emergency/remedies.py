@@ -42,24 +42,6 @@ def choose(alert: str, f: Findings, target, older_than: float, cache_pattern: st
     actions: list[Action] = []
     degraded_jobs = {labels.get("job") for labels, _ in f.degraded if labels.get("job")}
 
-    # a deploy whose service's errors began after it
-    if alert in ("high_error_rate", "high_latency"):
-        for entry in reversed(f.deploys):
-            for svc in entry.get("services") or []:
-                onset = f.error_onset.get(svc)
-                if svc not in degraded_jobs and alert == "high_error_rate":
-                    continue
-                if onset is None or onset < _when(entry) or any(a.service == svc for a in actions):
-                    continue
-                prev = ((entry.get("previous") or {}).get(svc) or {}).get("version")
-                if prev and prev != entry.get("version"):
-                    actions.append(Action("rollback", f"roll {svc} back from {entry['version']} to {prev}",
-                                          f"{entry['version']} of {svc} deployed at {entry['when']}; its 5xx share "
-                                          f"crossed {th.error_rate_max:.0%} {onset - _when(entry):.0f} s later",
-                                          service=svc, version=prev, from_version=entry["version"]))
-        if actions:
-            return actions
-
     # sessions of the application's role: lock holders others wait on, or idle ones holding the pool
     if alert in ("high_latency", "high_error_rate"):
         old = [b for b in f.blockers if b.age_s >= older_than]
@@ -84,6 +66,24 @@ def choose(alert: str, f: Findings, target, older_than: float, cache_pattern: st
                                   pids=[s.pid for s in idle]))
     if actions:
         return actions
+
+    # a deploy whose service's errors began after it
+    if alert == "high_error_rate":
+        seen: set[str] = set()
+        for entry in reversed(f.deploys):  # the latest deploy of each service is what runs now
+            for svc in entry.get("services") or []:
+                onset, latest = f.error_onset.get(svc), svc not in seen
+                seen.add(svc)
+                if not latest or svc not in degraded_jobs or onset is None or onset < _when(entry):
+                    continue
+                prev = ((entry.get("previous") or {}).get(svc) or {}).get("version")
+                if prev and prev != entry.get("version"):
+                    actions.append(Action("rollback", f"roll {svc} back from {entry['version']} to {prev}",
+                                          f"{entry['version']} of {svc} deployed at {entry['when']}; its 5xx share "
+                                          f"crossed {th.error_rate_max:.0%} {onset - _when(entry):.0f} s later",
+                                          service=svc, version=prev, from_version=entry["version"]))
+        if actions:
+            return actions
 
     # a degraded container: restart that service only
     for service, status, health, restarts, memory in f.containers:

@@ -75,6 +75,17 @@ class Findings:
         return [s for s in self.sessions if s.waiting_s is not None]
 
 
+def episode_start(values: list[tuple[float, float]], threshold: float, step: float) -> float | None:
+    """When the current episode began: the first sample of the run over `threshold` that reaches the last sample
+    (no gap longer than two steps). None when the last sample is not over: no episode now."""
+    start, previous = None, None
+    for t, v in reversed(values):
+        if not (v == v and v > threshold) or (previous is not None and previous - t > 2 * step):
+            break
+        start, previous = t, t
+    return start
+
+
 def _ts(iso: str) -> float:
     return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
 
@@ -125,9 +136,9 @@ def run(mesh, target, alert_key: str) -> Findings:
         start = time.time() - min(window, 3 * 3600)
         for series in prom.query_range(ratio.measure, start, time.time(), 5):
             job = series["metric"].get("job", "?")
-            crossed = [t for t, v in series["values"] if v == v and v > th.error_rate_max]
-            if crossed:
-                f.error_onset[job] = crossed[0]
+            onset = episode_start(series["values"], th.error_rate_max, step=5)
+            if onset is not None:
+                f.error_onset[job] = onset
         ev.json("5xx share first over the threshold (Unix time) by service", f.error_onset)
 
     # PostgreSQL: connections, the application's sessions, lock waits
