@@ -273,7 +273,8 @@ def procedure(target, mesh, kind: str | None, incident_id: str | None, tenant: s
               environ=os.environ) -> tuple[Procedure[IncidentState], IncidentState]:
     """Bad input is refused here, before anything is read or changed."""
     if kind not in TYPES:
-        raise ProcedureRefused(f"--type {kind!r}: expected one of {', '.join(TYPES)}")
+        raise ProcedureRefused(f"--type {kind!r}: expected one of {', '.join(TYPES)}" if kind else
+                               f"--type is required: one of {', '.join(TYPES)}")
     incident_id = incident_id or default_incident_id()
     if not bundle.INCIDENT_ID_RE.match(incident_id):
         raise ProcedureRefused(f"--incident-id {incident_id!r}: expected letters, digits, '.', '_', '-' (at most 64)")
