@@ -34,8 +34,8 @@ def _start_window(config, target):
     from runbook import service_window
     from runbook.deployment import Deployment
     from runbook.evidence import Evidence
-    from fixtures.target import breaker_key
-    compose = Deployment(target, Evidence(), config.stash.get(breaker_key, None)).compose
+    from fixtures.target import run_breaker
+    compose = Deployment(target, Evidence(), run_breaker(config, target)).compose
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="service-window")
     future = pool.submit(service_window.sample, compose)
     pool.shutdown(wait=False)

@@ -30,7 +30,7 @@ class Deployment:
         self.breaker = breaker   # read-only checks share one per run; procedures have none (runbook/breaker.py)
 
     def _part(self, cls):
-        part = cls(self.target, self.evidence, self.timeout)
+        part = cls(self.target, self.evidence, self.timeout, self.breaker)
         return Guarded(part, cls.__name__.lower(), self.breaker) if self.breaker is not None else part
 
     # Built on first use: a check of Redis never opens a Docker client, and a client (with its pool) is

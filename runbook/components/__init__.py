@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from ..breaker import Breaker
     from ..evidence import Evidence
     from ..target import Target
 
@@ -19,6 +20,9 @@ class Component:
     target: "Target"
     evidence: "Evidence"
     timeout: float
+    # The run's circuit breaker (runbook/breaker.py), for a component that reaches several endpoints inside
+    # one call (PostgreSQL's role discovery asks both): None in procedures.
+    breaker: "Breaker | None" = None
 
 
 def first_line(exc: BaseException) -> str:

@@ -129,8 +129,16 @@ class Postgres(Component):
         for which in WHICH:
             if which == "standby" and self.target.postgres.standby is None:
                 continue
+            key = f"postgres:{which}"
             try:  # _open, not open: the guard against two primaries is built on this
-                conn = self._open(which)
+                if self.breaker is not None:   # an endpoint that missed its deadline is not waited for twice
+                    self.breaker.check(key)
+                try:
+                    conn = self._open(which)
+                except Unreachable as exc:
+                    if self.breaker is not None:
+                        self.breaker.trip(key, str(exc))
+                    raise
                 try:
                     in_recovery = conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]
                 finally:
