@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import math
+import os
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -24,7 +25,7 @@ from runbook.findings import warn
 from runbook.projection import DAY, REACH, Verdict, human_seconds, project, reaches, verdict
 from runbook.thresholds import format_number, verdict_message
 
-pytestmark = pytest.mark.capacity
+pytestmark = [pytest.mark.capacity, pytest.mark.xdist_group("capacity")]
 
 GIB = float(2**30)
 MIB = float(2**20)
@@ -59,7 +60,11 @@ def spreadsheet(request):
     html = getattr(request.config.option, "htmlpath", None)
     stem = Path(html).stem if html else datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-capacity"
     folder = Path(html).parent if html else Path(request.config.getoption("--reports-dir"))
-    path = folder / f"{stem if stem.endswith('-capacity') else stem + '-capacity'}.csv"
+    # Under xdist the module's tests share a worker only with --dist loadgroup (the xdist_group below); with
+    # any other distribution each worker writes its own part, named after it, rather than overwriting one.
+    grouped = getattr(request.config.option, "loadgroup", False)   # set on the workers by xdist
+    worker = "" if grouped else os.environ.get("PYTEST_XDIST_WORKER", "")
+    path = folder / f"{stem if stem.endswith('-capacity') else stem + '-capacity'}{'-' + worker if worker else ''}.csv"
     folder.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="") as out:
         w = csv.writer(out)
