@@ -31,6 +31,9 @@ DEB_PACKAGES=(
   "/usr/bin/curl:curl"
   "/usr/bin/ssh:openssh-client"  # the fleet checks reach their hosts with ssh (sandbox/fleet.py)
   "/usr/bin/jq:jq"
+  "/usr/bin/node:nodejs"  # the S3 store, s3rver from npm (sandbox/objectstore.py)
+  "/usr/bin/npm:npm"
+  "/usr/bin/pgbackrest:pgbackrest"  # WAL archiving and base backups to S3 (sandbox/pgbackrest.py)
   "/usr/bin/bc:bc"
   "/usr/bin/chromium:chromium"
   # Started by sandbox/exporters.py as the sandbox's own daemons; the packages' services stay off.

@@ -44,6 +44,7 @@ PORTS = {
         Port("postgres-standby", "MESH_PG_STANDBY_PORT", 5433),
         Port("redis", "MESH_REDIS_PORT", 6379),
         Port("s3", "MESH_S3_PORT", 9000),
+        Port("s3-tls", "MESH_S3_TLS_PORT", 9443),  # the same store over TLS (pgBackRest)
         Port("registry", "MESH_REGISTRY_PORT", 5000),
         Port("edge-mcp", "MESH_EDGE_PORT", 8080),
         Port("rest-api", "MESH_API_PORT", 8081),

@@ -25,7 +25,7 @@ def rows() -> list[tuple[str, str, str, str]]:
     docker_ok = engine._answers(config.DOCKER_HOST)
     out.append(("docker engine", config.DOCKER_HOST, "up" if docker_ok else "down",
                 engine.client().version().get("Version", "?") if docker_ok else "-"))
-    for name in ("registry", "s3", "postgres-primary", "postgres-standby", "alertmanager"):
+    for name in ("registry", "s3", "s3-tls", "postgres-primary", "postgres-standby", "alertmanager"):
         p = config.port(name)
         out.append((name, f"127.0.0.1:{p}", "up" if procs.port_open(p) else "down", "-"))
     containers = {}
