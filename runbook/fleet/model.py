@@ -13,7 +13,7 @@ resolved to testinfra ssh specs, with what each group is expected to run.
 
 [hosts] stays what it was (the hosts of the single-host deployment, testinfra specs, checked by the daily
 disk step); [fleet] is the many-host form, checked by checks/test_hosts.py (-m hosts).
-A [fleet.groups] table naming a group the inventory lacks is an error (a typo there would otherwise leave
+A [fleet.groups] table without hosts of its own, naming a group the inventory lacks, is an error (a typo there would leave
 its hosts' expectations unchecked); inventory groups without a table get the defaults (/ only, no processes,
 no Docker).
 """
@@ -135,7 +135,7 @@ class Fleet(_M):
         found = None
         if self.inventory is not None:
             found = inv.load(self.inventory, chk.display(self.inventory))
-            missing = [g for g in self.groups if g not in found.members]
+            missing = [g for g, t in self.groups.items() if g not in found.members and not t.hosts]
             if missing:
                 raise _rule(f"groups.{missing[0]}", f"a group of the inventory {found.file} "
                             f"({', '.join(sorted(g for g in found.members if g not in ('all', 'ungrouped'))) or 'none'})",

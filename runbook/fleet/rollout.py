@@ -46,7 +46,7 @@ def batches(hosts: list[FleetHost], canary: str, size: int) -> list[list[FleetHo
 def split_failure(message: str) -> tuple[str, str]:
     """(what was undone, the cause) of a host procedure's failure (runbook.procedure.ProcedureFailed's text:
     "<name>: step N (<step>) failed: <cause>. Undone: <steps>. Steady state ...")."""
-    match = re.search(r"\. Undone: (.*?)\.(?: Steady state|$)", message)
+    match = re.search(r"\. Undone: (.*?)\.\s*(?:Steady state|$)", message)
     if not match:
         return "not known", message
     cause = re.sub(r"^[^:]*: (?=step \d)", "", message[:match.start()])
