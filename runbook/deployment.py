@@ -9,6 +9,7 @@ import functools
 
 from .components.alertmanager import Alertmanager
 from .components.compose import Compose
+from .components.frontdoor import FrontDoor
 from .components.http import Http
 from .components.postgres import Postgres
 from .components.prometheus import Prometheus
@@ -62,3 +63,7 @@ class Deployment:
     @functools.cached_property
     def alertmanager(self) -> Alertmanager:
         return self._part(Alertmanager)
+
+    @functools.cached_property
+    def frontdoor(self) -> FrontDoor:
+        return self._part(FrontDoor)

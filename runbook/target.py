@@ -246,6 +246,40 @@ class Incident(_Model):
     evidence_retention_days: Positive = 365  # S3 object lock retention of the evidence, where the bucket has it
 
 
+class FrontDoor(_Model):
+    """The reverse proxy where the public hostnames end TLS (runbook/components/frontdoor.py, checks -m tls,
+    procedures -m cert_renewal and -m maintenance). The sockets and files are HAProxy's, on the runner's host."""
+    hostnames: dict[TableKey, Host] = Field(description="a table of service = public hostname")
+    port: Port = 443
+    # Where to connect for every hostname (curl's --connect-to): the sandbox's names resolve nowhere. None: DNS.
+    connect_host: Host | None = None
+    ca_bundle: FilePath | None = None       # the CA the clients trust; None: the system's trust store
+    admin_socket: Text | None = None        # HAProxy `stats socket ... level admin`: show stat, drain, maps
+    master_socket: Text | None = None       # HAProxy's master CLI (-S): `reload`
+    cert_dir: Text | None = None            # the combined PEM per hostname (HOSTNAME.pem) the proxy loads
+    maintenance_map: Text | None = None     # the map the maintenance rule reads (`retry_after <seconds>`)
+    access_log: Text | None = None
+    # The sandbox's stand-in for certbot: a CA directory with intermediate.pem/.key. None: certificates are
+    # given to the procedure (--cert-file/--key-file), as certbot writes them.
+    issuing_ca_dir: Text | None = None
+
+    @field_validator("hostnames")
+    @classmethod
+    def _some(cls, value: dict) -> dict:
+        if not value:
+            raise ValueError("empty")
+        return value
+
+
+class Maintenance(_Model):
+    """The Scheduled Maintenance Window (procedures -m maintenance)."""
+    log_dirs: Paths = ()                    # on the runner's host; fleet hosts: -m fleet_maintenance
+    log_max_age_days: Positive = 30         # the runbook's find -mtime +30
+    lock_timeout: Duration = 2.0            # each REINDEX CONCURRENTLY attempt waits at most this for its lock
+    reindex_attempts: Annotated[int, Field(ge=1, le=100, description="a whole number from 1 to 100")] = 5
+    long_transaction_max_seconds: Duration = 300.0  # an older open transaction refuses the window (pre-check)
+
+
 class Thresholds(_Model):
     """Defaults are exactly those of targets/sandbox.toml (the runbook's numbers). Durations are seconds."""
 
@@ -306,6 +340,9 @@ class Thresholds(_Model):
     # Security incident (procedures -m incident): a revoked key must be refused (401) by every service that
     # authenticates within this; real services cache keys, so it is the cache's lifetime plus a margin.
     key_revocation_max_seconds: Duration = 30.0
+    # The front door's certificates (checks -m tls): the runbook renews under 30 days; under 7 is red.
+    cert_expiry_warn_days: Positive = 30
+    cert_expiry_min_days: Positive = 7
 
     @model_validator(mode="after")
     def _warn_before_fail(self) -> Thresholds:
@@ -342,6 +379,8 @@ class Target(_Model):
     grafana: Grafana | None = None
     registry: Registry | None = None
     incident: Incident = Field(default_factory=Incident)
+    frontdoor: FrontDoor | None = None
+    maintenance: Maintenance = Field(default_factory=Maintenance)
     schema: Schema = Field(default_factory=lambda: dict(SCHEMA_DEFAULTS))
     thresholds: Thresholds = Field(default_factory=Thresholds)
 
@@ -363,6 +402,10 @@ class Target(_Model):
         if self.api.service not in self.services:
             raise _rule("api.service", f"one of the [services] ({', '.join(self.services) or 'none defined'})",
                         self.api.service)
+        for name in (self.frontdoor.hostnames if self.frontdoor else {}):
+            if name not in self.services:
+                raise _rule(f"frontdoor.hostnames.{name}", f"one of the [services] ({', '.join(self.services)})",
+                            name)
         for name in self.incident.auth_probes:
             if name not in self.services:
                 raise _rule(f"incident.auth_probes.{name}", f"one of the [services] ({', '.join(self.services)})",

@@ -7,8 +7,8 @@ import signal
 import sys
 import time
 
-from . import (alertmanager, compose, config, engine, exporters, first_backup, fleet, images, objectstore, postgres,
-               registry, status)
+from . import (alertmanager, compose, config, engine, exporters, first_backup, fleet, frontdoor, images, objectstore,
+               postgres, registry, status)
 
 
 def _step(what: str, fn, *args):
@@ -41,6 +41,7 @@ def up(fleet_size: int | None = None) -> None:
     _step("compose project developer-mesh", compose.ensure, secrets)
     _step("exporters (node, pg, redis, containers)", exporters.ensure, secrets)
     _step("alertmanager (prometheus alerts)", alertmanager.ensure)
+    _step("front door (haproxy, TLS by SNI)", frontdoor.ensure)
     _step("first backup (the RPO check needs one)", first_backup.ensure)
     if fleet_size is not None:  # --fleet N / MESH_FLEET=N (sandbox/fleet.py); default: the fleet left as it is
         _step(f"fleet of {fleet_size} hosts (sshd on 127.0.0.2+)", fleet.ensure, fleet_size)
@@ -51,6 +52,7 @@ def down(wipe: bool) -> None:
     print("sandbox down:" + (" (wipe)" if wipe else ""))
     _step("exporters", lambda: ", ".join(exporters.stop()) or "not running")
     _step("alertmanager", lambda: "stopped" if alertmanager.stop() else "not running")
+    _step("front door", lambda: "stopped" if frontdoor.stop() else "not running")
     if engine._answers(config.DOCKER_HOST):
         _step("fleet hosts", lambda: f"{len(fleet.stop())} removed")
         _step("compose project", lambda: compose.down(wipe) or "stopped")

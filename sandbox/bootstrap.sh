@@ -41,6 +41,7 @@ DEB_PACKAGES=(
   "/usr/bin/prometheus-postgres-exporter:prometheus-postgres-exporter"
   "/usr/bin/prometheus-redis-exporter:prometheus-redis-exporter"
   "/usr/bin/prometheus-alertmanager:prometheus-alertmanager"  # sandbox/alertmanager.py
+  "/usr/sbin/haproxy:haproxy"  # the front door, TLS by SNI (sandbox/frontdoor.py)
 )
 
 _missing_debs() {

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import urllib.request
 
-from . import config, engine, procs
+from . import config, engine, frontdoor, procs  # frontdoor: its port (MESH_FRONTDOOR_PORT)
 
 
 def _http_json(url: str):
@@ -25,7 +25,8 @@ def rows() -> list[tuple[str, str, str, str]]:
     docker_ok = engine._answers(config.DOCKER_HOST)
     out.append(("docker engine", config.DOCKER_HOST, "up" if docker_ok else "down",
                 engine.client().version().get("Version", "?") if docker_ok else "-"))
-    for name in ("registry", "s3", "s3-tls", "postgres-primary", "postgres-standby", "alertmanager"):
+    for name in ("registry", "s3", "s3-tls", "postgres-primary", "postgres-standby", "alertmanager",
+                 "frontdoor"):
         p = config.port(name)
         out.append((name, f"127.0.0.1:{p}", "up" if procs.port_open(p) else "down", "-"))
     containers = {}
