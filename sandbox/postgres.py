@@ -55,7 +55,7 @@ def _init_primary(secrets) -> None:
     PRIMARY.mkdir(parents=True)
     _chown(ROOT); _chown(PRIMARY)
     _as_postgres([str(BIN / "initdb"), "-D", str(PRIMARY), "-U", "postgres", "--auth-local=peer",
-                  "--auth-host=scram-sha-256", "-E", "UTF8", "--locale=C.UTF-8"], timeout=120)
+                  "--auth-host=scram-sha-256", "-E", "UTF8", "--locale=C.UTF-8", "--data-checksums"], timeout=120)
     with open(PRIMARY / "postgresql.conf", "a") as conf:
         conf.write(f"""
 # mesh sandbox
@@ -122,6 +122,7 @@ def ensure(secrets) -> str:
     if not (PRIMARY / "PG_VERSION").exists() or not (ROOT / ".initialised").exists():
         _init_primary(secrets)
         (ROOT / ".initialised").touch()
+    checksums = _ensure_checksums()
     state = _start(PRIMARY, config.port("postgres-primary"), "postgres-primary")
     contexts = _schema_and_seed(secrets)
     if not (STANDBY / "standby.signal").exists() or not (ROOT / ".standby").exists():
@@ -129,7 +130,23 @@ def ensure(secrets) -> str:
         (ROOT / ".standby").touch()
     standby = _start(STANDBY, config.port("postgres-standby"), "postgres-standby")
     _wait_streaming(secrets)
-    return f"primary {state}, standby {standby}, {contexts} contexts"
+    return f"primary {state}, standby {standby}, {contexts} contexts{checksums}"
+
+
+def _ensure_checksums() -> str:
+    """Data checksums on the primary, so a damaged page is an error and a count in pg_stat_database instead
+    of wrong data (checks/test_integrity.py). New clusters get them from initdb; a sandbox made before that
+    is converted once: both servers stopped, pg_checksums --enable on the primary, the standby rebuilt
+    from it by the rest of ensure() (a standby's pages must be the primary's)."""
+    control = _as_postgres([str(BIN / "pg_controldata"), str(PRIMARY)], timeout=30).stdout
+    if "Data page checksum version:           0" not in control:
+        return ""
+    t0 = time.monotonic()
+    stop()
+    _as_postgres([str(BIN / "pg_checksums"), "--enable", "--no-sync", "-D", str(PRIMARY)], timeout=600)
+    _as_postgres(["sync"], timeout=120)
+    (ROOT / ".standby").unlink(missing_ok=True)
+    return f", data checksums enabled ({time.monotonic() - t0:.1f}s; standby rebuilt)"
 
 
 def _wait_streaming(secrets, timeout: float = 60) -> None:

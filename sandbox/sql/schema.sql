@@ -3,6 +3,10 @@
 CREATE EXTENSION IF NOT EXISTS pgcrypto;
 CREATE EXTENSION IF NOT EXISTS pg_stat_statements;
 CREATE EXTENSION IF NOT EXISTS amcheck;
+-- amcheck's functions are superuser-only until granted: the suite's integrity checks run as the application's
+-- monitoring role (checks/test_integrity.py). Read-only: they take AccessShareLock and change nothing.
+GRANT EXECUTE ON FUNCTION bt_index_check(regclass, boolean) TO mcp_user;
+GRANT EXECUTE ON FUNCTION verify_heapam(regclass, boolean, boolean, text, bigint, bigint) TO mcp_user;
 CREATE SCHEMA IF NOT EXISTS mcp AUTHORIZATION mcp_user;
 SET search_path = mcp, public;
 
