@@ -21,14 +21,14 @@ def test_alert_rules_loaded_and_healthy(mesh, target):
     """Prometheus has alerting rules loaded and every rule evaluates (health "ok", no lastError). A rule whose
     query fails never fires: the alert it stands for is silently gone."""
     _need(target, "prometheus")
-    groups = mesh.alertmanager.rule_groups()
+    groups = mesh.prometheus.rule_groups()
     rules = [(g.get("name"), r) for g in groups for r in g.get("rules") or []]
     if any(r.get("health") == "unknown" for _, r in rules):
         # not evaluated yet (just loaded or reloaded): judged after one evaluation interval, not before
         wait = max(float(g.get("interval") or 0) for g in groups) + 1
         mesh.evidence.measure("waited for a first evaluation", wait, "s")
         time.sleep(min(wait, 65))
-        groups = mesh.alertmanager.rule_groups()
+        groups = mesh.prometheus.rule_groups()
         rules = [(g.get("name"), r) for g in groups for r in g.get("rules") or []]
     mesh.evidence.table("rules", ["group", "rule", "type", "health", "state", "last error"],
                         [(g, r.get("name"), r.get("type"), r.get("health"), r.get("state", ""),
@@ -50,7 +50,7 @@ def test_alert_rule_files_valid(mesh, target):
     _need(target)
     if not target.alertmanager.promtool_container:
         pytest.skip(f"promtool: no [alertmanager] promtool_container in {target.source}")
-    files = mesh.alertmanager.rule_files()
+    files = mesh.prometheus.rule_files()
     assert files, ("Prometheus's configuration names no rule_files: measured none, expected at least one. "
                    "Next step: add rule_files to prometheus.yml")
     code, output = mesh.alertmanager.promtool_check(mesh.compose.docker, files)
@@ -69,14 +69,14 @@ def test_alertmanager_receives_from_prometheus(mesh, target):
     assert cluster in ("ready", "disabled"), (f"Alertmanager cluster status {cluster!r}, expected ready (or "
                                               "disabled, a single instance). Next step: its log")
     ours = target.alertmanager.url.rstrip("/").split("://")[-1]
-    senders = mesh.alertmanager.senders()
+    senders = mesh.prometheus.alertmanagers()
     active = [u for u in senders["active"] if ours in u]
     if not active:
         # Prometheus lists no Alertmanager for a few seconds after a reload (its discovery runs again): judged on
         # a fresh answer, one discovery cycle later
         mesh.evidence.measure("waited for Prometheus's Alertmanager discovery", 6, "s")
         time.sleep(6)
-        senders = mesh.alertmanager.senders()
+        senders = mesh.prometheus.alertmanagers()
         active = [u for u in senders["active"] if ours in u]
     mesh.evidence.json("Prometheus's Alertmanagers", senders)
     assert active, (f"Prometheus does not send to {target.alertmanager.url}: active Alertmanagers "

@@ -62,3 +62,36 @@ class Prometheus(Component):
                               f"docker compose ps prometheus; curl {self.url}/-/healthy")
         return [{"metric": m.get("metric", {}), "values": [(float(t), float(v)) for t, v in m.get("values", [])]}
                 for m in matrix]
+
+    # --- the alerting side (checks/test_alerts.py, the emergency procedure)
+    def _api(self, what: str, path: str) -> dict:
+        obs = http.get(f"{self.url.rstrip('/')}{path}", self.timeout)
+        self.evidence.http(obs, what)
+        if not obs.answered or obs.status != 200:
+            raise Unreachable(f"Prometheus at {self.url}: {obs.describe()}. Next step: "
+                              f"docker compose ps prometheus; curl {self.url}/-/healthy")
+        body = obs.body if isinstance(obs.body, dict) else {}
+        return body.get("data") or {}
+
+    def rule_groups(self) -> list[dict]:
+        """/api/v1/rules: every group (name, interval) with its rules (name, type, health, lastError, state)."""
+        return self._api("Prometheus rules", "/api/v1/rules").get("groups") or []
+
+    def rule_files(self) -> list[str]:
+        """The rule files Prometheus's configuration names (paths as Prometheus sees them)."""
+        text = self._api("Prometheus configuration", "/api/v1/status/config").get("yaml", "")
+        files, inside = [], False
+        for line in text.splitlines():
+            if line.startswith("rule_files:"):
+                inside = True
+            elif inside and line.lstrip().startswith("- "):
+                files.append(line.split("- ", 1)[1].strip())
+            elif inside and line and not line.startswith(" "):
+                break
+        return files
+
+    def alertmanagers(self) -> dict:
+        """/api/v1/alertmanagers: {"active": [url...], "dropped": [url...]} as Prometheus sees them."""
+        data = self._api("Prometheus's Alertmanagers", "/api/v1/alertmanagers")
+        return {"active": [a.get("url", "") for a in data.get("activeAlertmanagers") or []],
+                "dropped": [a.get("url", "") for a in data.get("droppedAlertmanagers") or []]}
