@@ -1,0 +1,131 @@
+"""Faults at the front door, injected from outside as an operator's mistake or time would make them: a
+certificate about to expire, one for another name, a chain whose intermediate has expired, a door that accepts
+connections and never answers, a lock held on a table. Each puts everything back, and waits until the door
+serves the original certificate again."""
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import socket
+import threading
+import time
+
+from runbook import tls
+from sandbox import config, frontdoor
+from sandbox import postgres as sandbox_pg
+
+API = "api.sandbox.test"
+
+
+def served_serial(host: str = API) -> str:
+    import ssl
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    with socket.create_connection(("127.0.0.1", frontdoor.port()), timeout=2) as sock:
+        with context.wrap_socket(sock, server_hostname=host) as s:
+            der = s.getpeercert(binary_form=True)
+    return format(tls.x509.load_der_x509_certificate(der).serial_number, "x")
+
+
+def wait_served(serial: str, host: str = API, timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    seen = ""
+    while time.monotonic() < deadline:
+        try:
+            seen = served_serial(host)
+            if seen == serial:
+                return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"the front door still serves serial {seen} for {host}, expected {serial}")
+
+
+@contextlib.contextmanager
+def cert_installed(pem: bytes, host: str = API):
+    """`pem` (leaf, chain, key) served for `host`; the original back afterwards."""
+    original = frontdoor.cert_path(host).read_bytes()
+    old_serial = format(tls.load_pem_chain(original)[0].serial_number, "x")
+    new_serial = format(tls.load_pem_chain(pem)[0].serial_number, "x")
+    try:
+        frontdoor.install(host, pem)
+        frontdoor.reload()
+        wait_served(new_serial, host)
+        yield
+    finally:
+        frontdoor.install(host, original)
+        frontdoor.reload()
+        wait_served(old_serial, host)
+        frontdoor.wait_ready()
+
+
+def expiring_in(days: float, host: str = API) -> bytes:
+    _, inter = frontdoor.ca()
+    return tls.combined_pem(tls.issue_leaf([host], inter, days=days), [inter.cert])
+
+
+def wrong_san(host: str = API) -> bytes:
+    _, inter = frontdoor.ca()
+    return tls.combined_pem(tls.issue_leaf(["www.other.test"], inter), [inter.cert])
+
+
+def expired_intermediate(host: str = API) -> bytes:
+    """A leaf valid for 90 days, signed by an intermediate (of the sandbox root) that expired yesterday."""
+    root, _ = frontdoor.ca()
+    now = tls.now()
+    inter = tls.issue_ca("Developer Mesh sandbox old intermediate", issuer=root,
+                         not_before=now - dt.timedelta(days=400), not_after=now - dt.timedelta(days=1))
+    return tls.combined_pem(tls.issue_leaf([host], inter), [inter.cert])
+
+
+@contextlib.contextmanager
+def silent_listener():
+    """A port that accepts TCP connections and never says a word (a wedged proxy): yields the port."""
+    srv = socket.socket()
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(64)
+    held, stop = [], threading.Event()
+
+    def accept():
+        srv.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(srv.accept()[0])
+            except OSError:
+                pass
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield srv.getsockname()[1]
+    finally:
+        stop.set()
+        thread.join(2)
+        for conn in held:
+            conn.close()
+        srv.close()
+
+
+@contextlib.contextmanager
+def table_locked(table: str, seconds: float, mode: str = "SHARE UPDATE EXCLUSIVE"):
+    """A transaction holding `mode` on `table` for `seconds` (from a thread), as a long-running batch job or a
+    forgotten psql session would: REINDEX CONCURRENTLY needs SHARE UPDATE EXCLUSIVE and cannot get it."""
+    ready, done = threading.Event(), threading.Event()
+
+    def hold():
+        with sandbox_pg.connect(config.load_secrets()) as conn:   # autocommit: the transaction is explicit
+            conn.execute("SET application_name = 'fault-lock-holder'")
+            conn.execute("BEGIN")
+            conn.execute(f"LOCK TABLE {table} IN {mode} MODE")
+            ready.set()
+            done.wait(seconds)
+            conn.execute("ROLLBACK")
+    thread = threading.Thread(target=hold, daemon=True)
+    thread.start()
+    if not ready.wait(10):
+        raise AssertionError(f"could not lock {table}")
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join(10)
