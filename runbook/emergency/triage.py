@@ -61,7 +61,8 @@ class Findings:
     connections: tuple[int, int, int] = (0, 0, 0)             # used, max, reserved
     webhook_pending: int | None = None
     redis_memory_ratio: float = 0.0
-    containers: list[tuple[str, str, str, int, float]] = field(default_factory=list)  # service, status, health, restarts, memory ratio
+    # service, status, health, restarts, memory of its limit
+    containers: list[tuple[str, str, str, int, float]] = field(default_factory=list)
     lines: list[str] = field(default_factory=list)
 
     @property
@@ -154,7 +155,8 @@ def run(mesh, target, alert_key: str) -> Findings:
     f.lines.append(f"connections {f.connections[0]} of max_connections {f.connections[1]}; "
                    f"{target.postgres.user}: " + (", ".join(f"{n} {st}" for st, n in sorted(states.items())) or "none"))
     if f.lock_waiters:
-        f.lines.append(f"lock waits: {len(f.lock_waiters)} sessions, longest {max(s.waiting_s for s in f.lock_waiters)} s, "
+        longest = max(s.waiting_s for s in f.lock_waiters)
+        f.lines.append(f"lock waits: {len(f.lock_waiters)} sessions, longest {longest} s, "
                        "blocked by " + (", ".join(f"pid {b.pid} ({b.application or 'no name'}, {b.state}, "
                                                   f"transaction {b.age_s} s)" for b in f.blockers) or "other roles"))
     else:

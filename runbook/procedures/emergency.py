@@ -91,7 +91,8 @@ def _rollback(a: Action):
     def do(ctx: Ctx):
         proc, dstate = deploy.procedure(ctx.target, a.version, a.service, no_backup_check=True, name="rollback")
         proc.run(Context(ctx.target, ctx.mesh, dstate, ctx.log))
-        return f"{a.service} on {a.version}; prober {dstate.figures.get('failed')} of {dstate.figures.get('sent')} failed"
+        figures = dstate.figures
+        return f"{a.service} on {a.version}; prober {figures.get('failed')} of {figures.get('sent')} failed"
     return do
 
 
@@ -175,7 +176,8 @@ def verify(ctx: Ctx) -> str:
         if measured and not last:
             break
         if time.monotonic() > deadline:
-            shown = ", ".join(f"{alert.describe(lv)} {alert.show(v)}" for lv, v in last) or "no measurement (no traffic)"
+            shown = (", ".join(f"{alert.describe(lv)} {alert.show(v)}" for lv, v in last)
+                     or "no measurement (no traffic)")
             raise AssertionError(f"{alert.what} not back under {alert.show(threshold)} within {st.verify_deadline:g}s "
                                  f"of the remedy: measured {shown}. Next step: triage again (pytest procedures -m "
                                  f"emergency --alert {st.alert} --plan) and escalate")
