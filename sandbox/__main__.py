@@ -8,7 +8,7 @@ import sys
 import time
 
 from . import (alertmanager, compose, config, engine, exporters, first_backup, fleet, frontdoor, images, objectstore,
-               postgres, registry, status)
+               pgbackrest, postgres, registry, status)
 
 
 def _step(what: str, fn, *args):
@@ -38,6 +38,7 @@ def up(fleet_size: int | None = None) -> None:
     _step("service images", images.ensure_apps)
     _step("postgresql primary + standby", postgres.ensure, secrets)
     _step("s3 object store", objectstore.ensure, secrets)
+    _step("pgbackrest (WAL archive, base backup)", pgbackrest.ensure, secrets)
     _step("compose project developer-mesh", compose.ensure, secrets)
     _step("exporters (node, pg, redis, containers)", exporters.ensure, secrets)
     _step("alertmanager (prometheus alerts)", alertmanager.ensure)

@@ -57,7 +57,9 @@ def start(secrets: dict[str, str]) -> None:
     crt, key = ca.server_cert("s3")
     DATA.mkdir(parents=True, exist_ok=True)
     DATA.chmod(0o700)
-    procs.start_daemon("s3", [shutil.which("node") or "node", str(LAUNCHER)], env={
+    # s3rver makes its continuation tokens with DES, which OpenSSL 3 keeps in its legacy provider: without it
+    # every listing longer than one page (1000 keys, as pgBackRest's repository soon is) fails with a 500.
+    procs.start_daemon("s3", [shutil.which("node") or "node", "--openssl-legacy-provider", str(LAUNCHER)], env={
         "NODE_PATH": str(NODE_DIR / "node_modules"), "MESH_S3_DIR": str(DATA),
         "MESH_S3_PORT": str(config.port("s3")), "MESH_S3_TLS_PORT": str(config.port("s3-tls")),
         "MESH_S3_TLS_CERT": str(crt), "MESH_S3_TLS_KEY": str(key),
