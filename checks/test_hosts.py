@@ -13,8 +13,6 @@ Not in `daily`: the Morning Checklist stays one host's (and fast); run `-m "dail
 """
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from runbook.findings import warn
@@ -35,11 +33,20 @@ def _df_row(output: str, mount: str, host: str, what: str) -> list[str]:
     return row
 
 
+def _section(fleet_host, name: str, what: str) -> str:
+    """A section of the host's facts (one ssh command per host and run: runbook/fleet/facts.py), recorded as
+    this check's evidence; a failed command is a failure saying so."""
+    facts = fleet_host.facts()
+    section = facts.get(name)
+    fleet_host.evidence.text(f"{what} on {fleet_host.name} (exit {section.rc})", section.text[-4000:])
+    return facts.output(name, what)
+
+
 def test_host_answers(fleet_host):
     """Host answers over ssh.
 
     With the target's key and a host key its known_hosts vouches for. First of each host's checks: an unreachable host is said here, once; its other checks fail at once."""
-    out = fleet_host.check_output("uname -n", "uname -n")
+    out = _section(fleet_host, "uname", "uname -n")
     fleet_host.evidence.measure(f"ssh to {fleet_host.name}", out.strip() or "(empty)")
 
 
@@ -47,8 +54,7 @@ def test_disk_space(fleet_host, mount, thresholds):
     """Disk space per mount.
 
     Used share of each mount the host's groups name; warn at disk_warn_percent, fail at disk_fail_percent. The runbook looks at `/` of one host only, and only warns."""
-    row = _df_row(fleet_host.check_output(f"df -P {fleet_host.quote(mount)}", f"df -P {mount}"), mount,
-                  fleet_host.name, "disk space")
+    row = _df_row(_section(fleet_host, f"df {mount}", f"df -P {mount}"), mount, fleet_host.name, "disk space")
     used = int(row[4].rstrip("%"))
     verdict = classify(used, thresholds.disk_warn_percent, thresholds.disk_fail_percent)
     fleet_host.evidence.measure(f"disk used on {fleet_host.name} {mount}", used, "%", thresholds.disk_fail_percent,
@@ -66,8 +72,7 @@ def test_free_inodes(fleet_host, mount, thresholds):
 
     Missing from the runbook: a file system out of inodes refuses new files with
     space to spare, which `df -h` never shows."""
-    row = _df_row(fleet_host.check_output(f"df -Pi {fleet_host.quote(mount)}", f"df -Pi {mount}"), mount,
-                  fleet_host.name, "free inodes")
+    row = _df_row(_section(fleet_host, f"dfi {mount}", f"df -Pi {mount}"), mount, fleet_host.name, "free inodes")
     if row[1] in ("0", "-"):  # btrfs, some network file systems: no fixed inode table
         warn(fleet_host.evidence, f"free inodes on {fleet_host.name} {mount}: the file system reports no inode "
                                   "count; not judged")
@@ -86,7 +91,7 @@ def test_memory_available(fleet_host, thresholds):
     MemAvailable of MemTotal (the runbook's `free -m` read by eye). Available, not free: the page
     cache is given back under pressure."""
     info = {}
-    for line in fleet_host.check_output("cat /proc/meminfo", "cat /proc/meminfo").splitlines():
+    for line in _section(fleet_host, "meminfo", "cat /proc/meminfo").splitlines():
         key, _, value = line.partition(":")
         info[key.strip()] = value.split()[0] if value.split() else ""
     assert info.get("MemTotal", "").isdigit() and info.get("MemAvailable", "").isdigit(), \
@@ -104,7 +109,7 @@ def test_load(fleet_host, thresholds):
     """Load per CPU.
 
     The 5-minute load average per CPU (the runbook's `uptime`, read against the CPU count)."""
-    out = fleet_host.check_output("cat /proc/loadavg; nproc", "cat /proc/loadavg; nproc").split()
+    out = _section(fleet_host, "loadavg", "cat /proc/loadavg; nproc").split()
     assert len(out) >= 6 and out[-1].isdigit(), f"load on {fleet_host.name}: unreadable: {' '.join(out)[:100]!r}"
     per_cpu = float(out[1]) / max(1, int(out[-1]))
     verdict = classify(per_cpu, thresholds.host_load_warn_per_cpu, thresholds.host_load_max_per_cpu)
@@ -123,9 +128,9 @@ def test_clock_offset(fleet_host, thresholds):
 
     The host's clock against the runner's (missing from the runbook; TLS, JWT expiry and log order
     all need it). The round trip bounds the error: the offset counts only beyond half of it."""
-    t0 = time.time()
-    out = fleet_host.check_output("date +%s.%N", "date +%s.%N").strip()
-    t1 = time.time()
+    out = _section(fleet_host, "date", "date +%s.%N").strip()
+    facts = fleet_host.facts()
+    t0, t1 = facts.sent, facts.received   # the runner's clock around the command that read the host's
     try:
         remote = float(out)
     except ValueError:
@@ -148,12 +153,12 @@ def test_docker_engine(fleet_host):
     host = fleet_host.fleet_host
     if not host.docker:
         pytest.skip(f"no Docker Engine expected on {host.name} (groups: {', '.join(host.groups) or 'none'})")
-    ran = fleet_host.run("curl -sS --max-time 2 --unix-socket /var/run/docker.sock http://localhost/_ping",
-                         "Docker Engine /_ping")
-    answer = ran.stdout.strip()
-    fleet_host.evidence.measure(f"Docker Engine on {host.name}", answer or f"no answer (exit {ran.returncode})")
-    assert ran.returncode == 0 and answer == "OK", (
-        f"Docker Engine on {host.name}: measured {answer or (ran.stderr.strip() or 'no answer')[:150]!r}, expected "
+    section = fleet_host.facts().get("docker")
+    fleet_host.evidence.text(f"Docker Engine /_ping on {host.name} (exit {section.rc})", section.text)
+    answer = section.text.strip()
+    fleet_host.evidence.measure(f"Docker Engine on {host.name}", answer or f"no answer (exit {section.rc})")
+    assert section.rc == 0 and answer == "OK", (
+        f"Docker Engine on {host.name}: measured {(answer or 'no answer')[:150]!r}, expected "
         f"OK from /_ping. Next step: on {host.name}: systemctl status docker; journalctl -u docker -n 50")
 
 
@@ -164,7 +169,7 @@ def test_required_processes(fleet_host):
     host = fleet_host.fleet_host
     if not host.processes:
         pytest.skip(f"no processes required on {host.name} (groups: {', '.join(host.groups) or 'none'})")
-    running = set(fleet_host.check_output("ps -eo comm=", "ps -eo comm=").split())
+    running = set(_section(fleet_host, "ps", "ps -eo comm=").split())
     missing = [p for p in host.processes if p not in running]
     fleet_host.evidence.measure(f"required processes running on {host.name}",
                                 f"{len(host.processes) - len(missing)} of {len(host.processes)}")

@@ -18,12 +18,19 @@ import os
 import shlex
 import socket
 import tempfile
+import threading
+import time
+from concurrent.futures import Future
 from pathlib import Path
 
 from .. import commands
 from ..evidence import Evidence
+from ..fleet import facts as facts_mod
 from ..fleet.model import FleetHost
 from ..types import Unreachable
+
+_FACTS: dict[tuple, Future] = {}   # per process: a run's facts of each host, gathered once
+_FACTS_LOCK = threading.Lock()
 
 NEXT_STEP = ("is the host running, sshd up, and port {port} reachable from this runner? "
              "(ssh -v {user}@{address} -p {port} shows where it stops)")
@@ -88,7 +95,8 @@ class Host:
                 "-o", "ControlMaster=auto", "-o", "ControlPersist=60s", "-o", f"ControlPath={control_dir()}/%C",
                 "-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=2", h.address, "--", command]
 
-    def run(self, command: str, what: str | None = None, timeout: float | None = None) -> commands.Ran:
+    def run(self, command: str, what: str | None = None, timeout: float | None = None,
+            record: bool = True) -> commands.Ran:
         """Run `command` (a shell line) on the host; its exit code is the caller's to judge. Unreachable when
         the host does not answer, ssh fails (exit 255) or the command misses its deadline."""
         self.knock()
@@ -104,8 +112,9 @@ class Host:
         if ran.returncode == 255 and not self.fleet_host.local:
             said = commands.tail(ran.stderr, lines=1) or "ssh exited 255 without a word"
             raise Unreachable(f"unreachable: {self.endpoint}: ssh: {said}. Next step: {self._next_step()}")
-        self.evidence.text(f"{what} on {self.name} (exit {ran.returncode}, {ran.seconds:.2f} s)",
-                           (ran.stdout + ran.stderr)[-4000:])
+        if record:
+            self.evidence.text(f"{what} on {self.name} (exit {ran.returncode}, {ran.seconds:.2f} s)",
+                               (ran.stdout + ran.stderr)[-4000:])
         return ran
 
     def check_output(self, command: str, what: str | None = None) -> str:
@@ -115,6 +124,29 @@ class Host:
             raise AssertionError(f"{what or command} on {self.name} failed (exit {ran.returncode}): "
                                  f"{commands.tail(ran.stderr or ran.stdout) or '(no output)'}")
         return ran.stdout
+
+    def facts(self) -> facts_mod.Facts:
+        """The host's facts (runbook/fleet/facts.py): one command per host and process, shared by every check
+        of the host (and gathered ahead by runbook/fleet/warmup.py). A host that did not answer raises the
+        same Unreachable to whoever asks first; the breaker answers the rest."""
+        key = (self.fleet_host.name, self.fleet_host.address, self.fleet_host.port)
+        with _FACTS_LOCK:
+            future, mine = _FACTS.get(key), False
+            if future is None:
+                future, mine = _FACTS.setdefault(key, Future()), True
+        if mine:
+            h = self.fleet_host
+            try:
+                sent = time.time()
+                ran = self.run(facts_mod.script(h.mounts, h.docker), "gather facts", timeout=self.command_seconds,
+                               record=False)   # each check records its own section
+                got = facts_mod.parse(h.name, ran.stdout)
+                got.sent, got.received = sent, time.time()
+                future.set_result(got)
+            except BaseException as exc:
+                future.set_exception(exc)
+                raise
+        return future.result(timeout=self.timeout + self.command_seconds + 5)
 
     def quote(self, value: str) -> str:
         return shlex.quote(value)
