@@ -303,6 +303,8 @@ class Thresholds(_Model):
     p95_ms: Positive = 500
     p99_ms: Positive = 1000  # added: the design names p95/p99; sandbox.toml has no p99 yet
     rpo_hours: Positive = 24
+    # The RPO that WAL archiving gives: age of the last archived segment while WAL waits (checks/test_wal_archive.py)
+    wal_archive_max_age_seconds: Duration = 300.0
     rto_minutes: Positive = 120
     http_timeout_seconds: Duration = 2
     # A deploy rolls back when this share of the prober's requests failed: above the recreate gap of one

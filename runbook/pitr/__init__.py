@@ -1,0 +1,1 @@
+"""Continuous WAL archiving and point-in-time recovery with pgBackRest (docs/pitr.md)."""
