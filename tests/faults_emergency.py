@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import random
 import threading
 import time
 import urllib.error
@@ -51,7 +52,7 @@ def traffic(threads: int = 4, pause: float = 0.1):
                 statuses[exc.code] += 1
             except OSError:
                 statuses[0] += 1
-            stop.wait(pause)
+            stop.wait(pause * random.uniform(0.5, 3))  # clients out of step, as real ones are
     workers = [threading.Thread(target=client, daemon=True) for _ in range(threads)]
     for w in workers:
         w.start()

@@ -145,10 +145,17 @@ def run(mesh, target, alert_key: str) -> Findings:
     # PostgreSQL: connections, the application's sessions, lock waits
     row = pg.sql(CONNECTIONS, title="connections").rows[0]
     f.connections = (int(row[0]), int(row[1]), int(row[2]))
-    rows = pg.sql(SESSIONS, {"role": target.postgres.user, "db": target.postgres.database},
-                  title=f"sessions of {target.postgres.user} on {target.postgres.database}").rows
-    f.sessions = [Session(int(r[0]), r[1] or "", r[2] or "", int(r[3] or 0), r[4], list(r[5] or []), r[6] or "")
-                  for r in rows]
+    # Lock waits come and go (each waiter gives up at its statement timeout): up to three looks 0.5 s apart,
+    # the first that sees a waiter is kept, so one unlucky instant does not hide a lock holder.
+    for look in range(3):
+        rows = pg.sql(SESSIONS, {"role": target.postgres.user, "db": target.postgres.database},
+                      title=f"sessions of {target.postgres.user} on {target.postgres.database}"
+                            + (f" (look {look + 1})" if look else "")).rows
+        f.sessions = [Session(int(r[0]), r[1] or "", r[2] or "", int(r[3] or 0), r[4], list(r[5] or []),
+                              r[6] or "") for r in rows]
+        if f.lock_waiters:
+            break
+        time.sleep(0.5)
     states: dict[str, int] = {}
     for s in f.sessions:
         states[s.state] = states.get(s.state, 0) + 1
