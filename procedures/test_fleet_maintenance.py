@@ -16,7 +16,7 @@ from runbook.procedures import fleet_log_cleanup
 pytestmark = pytest.mark.fleet_maintenance
 
 
-def test_log_cleanup_host_by_host(run_procedure, target, mesh, pytestconfig):
+def test_log_cleanup_host_by_host(run_procedure, target, mesh, pytestconfig, capsys):
     """Log cleanup on every fleet host: canary, then batches; stops at the first failure."""
     if target.fleet is None:
         pytest.skip(f"the target {target.name!r} has no [fleet]: no host to clean up")
@@ -35,6 +35,9 @@ def test_log_cleanup_host_by_host(run_procedure, target, mesh, pytestconfig):
                                 [(r.name, round(r.seconds, 2), r.outcome, r.detail) for r in one.records])
 
     proc = rollout.fleet_procedure("fleet log cleanup", list(fleet.hosts), state, run_host)
+    if pytestconfig.getoption("--plan"):   # the gate prints the batches; each host runs these steps
+        with capsys.disabled():
+            print("\nOn each host, " + fleet_log_cleanup.procedure("<host>").plan().replace("Procedure ", "", 1))
     try:
         run_procedure(proc, state)
     finally:

@@ -32,6 +32,17 @@ def host_stopped(name: str):
 
 
 @contextmanager
+def host_paused(name: str):
+    """The host is frozen: its processes stopped (docker pause), its kernel still takes TCP connections."""
+    c = container(name)
+    c.pause()
+    try:
+        yield c
+    finally:
+        c.unpause()
+
+
+@contextmanager
 def log_mount_full(name: str, keep_free_kib: int = 0, mount: str = fleet.LOG_MOUNT):
     """The host's log mount (a 16 MiB tmpfs) filled with a file that is not a log, leaving keep_free_kib."""
     free = int(sh(name, f"df -Pk {mount} | tail -1").split()[3])
@@ -63,4 +74,4 @@ def wait_until(predicate, timeout: float = 10) -> bool:
     return False
 
 
-__all__ = ["host_stopped", "log_mount_full", "plant_rotated_logs", "listing", "sh", "procs"]
+__all__ = ["host_stopped", "host_paused", "log_mount_full", "plant_rotated_logs", "listing", "sh", "procs"]

@@ -70,6 +70,16 @@ def test_one_host_stopped_is_said_once_and_the_rest_stay_green(fleet_target, tmp
     assert html.count('<tr class="mesh-fleet-host"') == 3 and "(unreachable)" in html
 
 
+def test_a_frozen_host_did_not_answer_within_the_deadline_said_once(fleet_target, tmp_path):
+    with ff.host_paused("db-1"):
+        run = run_suite(["checks/test_hosts.py", "-m", "hosts"], tmp_path, target=fleet_target)
+    down = {k: v for k, v in states(run).items() if "[db-1" in k}
+    said = [m for s, m in down.values() if m.startswith("unreachable:")]
+    assert len(said) == 1 and said[0].startswith("unreachable: 127.0.0.4:22 did not answer within 2 s"), down
+    assert {s for k, (s, _) in down.items() if k != "test_docker_engine[db-1]"} == {"unreachable"}, down
+    assert "Traceback" not in run.output
+
+
 def test_full_log_mount_is_red_on_that_host_only(fleet_target, tmp_path):
     with ff.log_mount_full("db-1"):
         run = run_suite(["checks/test_hosts.py", "-m", "hosts"], tmp_path, target=fleet_target)

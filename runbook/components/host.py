@@ -111,6 +111,9 @@ class Host:
             raise Unreachable(f"unreachable: {self.endpoint}: {exc}. Next step: {self._next_step()}") from None
         if ran.returncode == 255 and not self.fleet_host.local:
             said = commands.tail(ran.stderr, lines=1) or "ssh exited 255 without a word"
+            if "timed out" in said.lower():   # a frozen host: its kernel takes the connection, sshd says nothing
+                raise Unreachable(f"unreachable: {self.endpoint} did not answer within {self.timeout:g} s "
+                                  f"(ssh: {said}). Next step: {self._next_step()}")
             raise Unreachable(f"unreachable: {self.endpoint}: ssh: {said}. Next step: {self._next_step()}")
         if record:
             self.evidence.text(f"{what} on {self.name} (exit {ran.returncode}, {ran.seconds:.2f} s)",
