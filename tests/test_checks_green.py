@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 
+import faults_emergency
 from harness import run_suite, target_with
 from sandbox import engine
 
@@ -14,6 +15,8 @@ def quiet_target(tmp_path):
 
 
 def test_all_checks_pass_on_healthy_sandbox(sandbox, tmp_path):
+    # Healthy includes quiet: an alert from an earlier fault test resolves within ~30 s of the fault ending.
+    faults_emergency.wait_quiet(timeout=150)
     run = run_suite(["checks", "-m", "daily or health or services or database or monitoring or post_deploy",
                      "--expect-version", "v1.0.0"], tmp_path, target=quiet_target(tmp_path))
     failed = {k: v for k, v in run.results.items() if v[0] in ("failed", "error")}
