@@ -75,7 +75,10 @@ def test_a_frozen_host_did_not_answer_within_the_deadline_said_once(fleet_target
         run = run_suite(["checks/test_hosts.py", "-m", "hosts"], tmp_path, target=fleet_target)
     down = {k: v for k, v in states(run).items() if "[db-1" in k}
     said = [m for s, m in down.values() if m.startswith("unreachable:")]
-    assert len(said) == 1 and said[0].startswith("unreachable: 127.0.0.4:22 did not answer within 2 s"), down
+    # Through a fresh connection ssh gives up on the banner after 2 s; through the master connection an
+    # earlier run left open, the command misses its own deadline (10 s + 2 s). Either way: one line, once.
+    assert len(said) == 1 and re.match(r"unreachable: 127\.0\.0\.4:22 did not (answer within 2 s|finish `gather "
+                                       r"facts` within 12 s)", said[0]), down
     assert {s for k, (s, _) in down.items() if k != "test_docker_engine[db-1]"} == {"unreachable"}, down
     assert "Traceback" not in run.output
 
