@@ -47,6 +47,11 @@ def test_all_hosts_green(fleet_target, tmp_path):
     assert got["test_docker_engine[db-1]"][0] == "skipped"   # the db group expects no Docker Engine
     assert got["test_docker_engine[app-1]"][0] == "passed"
     assert {s for k, (s, _) in got.items() if k != "test_docker_engine[db-1]"} <= {"passed", "warned"}, got
+    # The spec each host resolves to is testinfra's own: the same host, reached the same way.
+    import testinfra
+    from runbook.target import load_target
+    spec = load_target(str(fleet_target), tmp_path).fleet.host("db-1").spec
+    assert testinfra.get_host(spec).check_output("uname -n") == "db-1"
     html = run.html.read_text()
     assert "mesh-fleet-matrix" in html and html.count("<tr class=\"mesh-fleet-host\"") == 3
 

@@ -210,3 +210,13 @@ def test_facts_sections_with_and_without_a_final_newline_and_their_exit_codes():
         got.output("ps", "ps -eo comm=")
     with pytest.raises(AssertionError, match="docker on here: no figures came back"):
         got.get("docker")
+
+
+@given(user=st.from_regex(r"[a-z_][a-z0-9_-]{0,8}", fullmatch=True),
+       address=st.from_regex(r"10\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}", fullmatch=True), port=st.integers(1, 65535))
+def test_specs_are_what_testinfra_reads(user, address, port):
+    from testinfra.backend import get_backend
+    host = FleetHost("h", address, port, user, ("app",), ("/",), (), False, ssh_config="/etc/mesh/ssh config")
+    backend = get_backend(host.spec)
+    assert (backend.NAME, backend.host.name, backend.host.user, int(backend.host.port)) == ("ssh", address, user, port)
+    assert backend.ssh_config == "/etc/mesh/ssh config" and backend.controlpersist == 60
