@@ -129,3 +129,26 @@ def table_locked(table: str, seconds: float, mode: str = "SHARE UPDATE EXCLUSIVE
     finally:
         done.set()
         thread.join(10)
+
+
+@contextlib.contextmanager
+def maintenance_left_on(retry_after: int = 1800):
+    """Maintenance mode at the door that nobody left (the window's script died before its last line)."""
+    frontdoor.admin(f"add map {frontdoor.MAINTENANCE_MAP} retry_after {retry_after}")
+    try:
+        yield
+    finally:
+        frontdoor.admin(f"clear map {frontdoor.MAINTENANCE_MAP}")
+        frontdoor.MAINTENANCE_MAP.write_text("")
+
+
+@contextlib.contextmanager
+def server_state(backend: str, state: str):
+    """A backend's server put in DRAIN or MAINT through the admin socket, as a deploy does and may forget."""
+    server = f"{backend}/{backend}-1"
+    frontdoor.admin(f"set server {server} state {state}")
+    try:
+        yield server
+    finally:
+        frontdoor.admin(f"set server {server} state ready")
+        frontdoor.wait_ready()
