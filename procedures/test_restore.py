@@ -14,6 +14,8 @@ def test_restore_from_backup(run_procedure, request):
     """Verified artefacts, safety backup, writers stopped, PostgreSQL and Redis restored, standby caught up,
     services healthy, row counts equal the manifest; the RTO is recorded."""
     value = request.config.getoption("--backup")
+    if request.config.getoption("--to-time") and not value:
+        pytest.skip("--to-time: the point-in-time restore runs instead (procedures/test_pitr.py)")
     if not value:
         pytest.fail("refused: a restore needs the backup named: --backup=ID (YYYYMMDD_HHMMSS) or --backup=latest "
                     "(it never guesses which data to put back)")

@@ -192,6 +192,23 @@ class S3(_Model):
     secret_key_env: EnvName | None = None
 
 
+class PgBackRest(_Model):
+    """Point-in-time recovery with pgBackRest on a database host this runner reaches as root (the sandbox;
+    runbook/procedures/pitr.py). RDS has its own PITR (restore-db-instance-to-point-in-time): no section."""
+    stanza: Text
+    config: Text                      # pgbackrest.conf on the database host (it holds the S3 keys: 0600)
+    os_user: Text = "postgres"
+    pg_bin: Text = "/usr/lib/postgresql/15/bin"
+    primary_data: Text
+    standby_data: AnyText = ""        # rebuilt with pg_basebackup after a PITR ("" = no standby to rebuild)
+    replication_user: Text = "replicator"
+    replication_password_env: EnvName | None = None
+    replication_slot: Identifier = "standby1"
+    socket_dir: Text = "/var/run/postgresql"   # psql as os_user over the primary's socket (peer): admin SQL
+    primary_log: AnyText = ""         # pg_ctl -l for each (default: server.log in the data directory's parent)
+    standby_log: AnyText = ""
+
+
 class Compose(_Model):
     project: Container
     file: Text
@@ -382,6 +399,7 @@ class Target(_Model):
     registry: Registry | None = None
     incident: Incident = Field(default_factory=Incident)
     frontdoor: FrontDoor | None = None
+    pgbackrest: PgBackRest | None = None  # WAL archive + PITR (runbook/procedures/pitr.py)
     maintenance: Maintenance = Field(default_factory=Maintenance)
     schema: Schema = Field(default_factory=lambda: dict(SCHEMA_DEFAULTS))
     thresholds: Thresholds = Field(default_factory=Thresholds)
@@ -433,7 +451,8 @@ class Target(_Model):
         """The environment variables this target names for its secrets."""
         names = [self.api.key_env, self.postgres.password_env, self.redis.password_env,
                  self.s3.access_key_env, self.s3.secret_key_env, self.grafana.api_key_env if self.grafana else None,
-                 self.incident.webhook_url_env]
+                 self.incident.webhook_url_env,
+                 self.pgbackrest.replication_password_env if self.pgbackrest else None]
         return [n for n in dict.fromkeys(names) if n]
 
     def secret(self, env_name: str) -> str | None:

@@ -12,6 +12,8 @@ from boto3.s3.transfer import TransferConfig
 
 from sandbox import config, objectstore, procs
 
+pytestmark = pytest.mark.faults
+
 
 @pytest.fixture
 def store(sandbox):

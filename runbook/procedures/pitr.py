@@ -1,0 +1,243 @@
+"""Point-in-time recovery: `pytest procedures -m restore --to-time "2026-11-29 10:15:00+00"`.
+
+The runbook's Data Corruption Recovery restores "the second-newest S3 prefix" (up to a day of data lost) and
+calls a pg_basebackup into /tmp "replay recent transactions from WAL": it replays nothing. Here the database
+goes back to the moment given, from a pgBackRest base backup plus the archived WAL (docs/pitr.md):
+- refused before anything is touched when no base backup ends before the target (pgBackRest would silently
+  take the newest: pgbackrest#1582), when the archived WAL from that backup on has a gap, or when the target
+  is not yet in the archive (the current segment is switched and archived first, so "a minute ago" works);
+- a logical safety backup first (the backup procedure), and the old data directory is set aside, not deleted,
+  until the recovered server is promoted and the standby streams again: any failure puts it back;
+- the server is never left paused read-only at the target (pgbackrest#1592): --target-action=promote, then
+  promotion is asserted (pg_promote() if it paused anyway) and the timeline must have advanced;
+- the recovery target settings pgBackRest wrote are reset, so the standby rebuilt from the new primary
+  (pg_basebackup) does not stop at the same target; replication must stream before the writers start.
+RTO (writers stopped -> services healthy) and the restore time are measured."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from ..pitr import repo
+from ..pitr.host import Host
+from ..procedure import Context, Procedure, Step, param
+from ..wait import eventually
+from . import backup, restore
+
+ARCHIVE_DEADLINE = 60.0
+
+
+@dataclass
+class PitrState:
+    to_time: str = param()
+    target_time: datetime | None = None
+    chosen: repo.BaseBackup | None = None
+    safety_id: str = ""
+    down_at: float | None = None
+    rto_seconds: float | None = None
+    timeline_before: int = 0
+    timeline_after: int = 0
+    aside: str = ""
+    standby_stopped: bool = False
+    standby_rebuilt: bool = False
+    restore_seconds: float = 0.0
+    recovery_seconds: float = 0.0
+    standby_seconds: float = 0.0
+
+
+Ctx = Context[PitrState]
+
+
+def _host(ctx: Ctx) -> Host:
+    if ctx.target.pgbackrest is None:
+        raise repo.Refused(f"target {ctx.target.name} has no [pgbackrest] section: this suite does point-in-time "
+                           "recovery with pgBackRest on a host it reaches (RDS: aws rds "
+                           "restore-db-instance-to-point-in-time, then repoint)")
+    return Host(ctx.target)
+
+
+def archive_current(ctx: Ctx):
+    """Switch the current WAL segment and wait until the archiver has it: the target can be up to now."""
+    st = ctx.state
+    st.target_time = repo.parse_time(st.to_time)
+    host = _host(ctx)
+    now = ctx.mesh.postgres.value("SELECT now()")
+    if st.target_time >= now:
+        raise repo.Refused(f"--to-time {st.target_time.isoformat(sep=' ')} is not in the past (the database's "
+                           f"clock says {now.isoformat(sep=' ', timespec='seconds')})")
+    wal = host.sql("SELECT pg_walfile_name(pg_switch_wal())")
+    st.timeline_before = int(wal[:8], 16)
+
+    def archived():
+        last = ctx.mesh.postgres.value("SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver")
+        if last[:24] < wal:
+            raise RuntimeError(f"last archived {last or 'nothing'}, waiting for {wal}")
+        return last
+    try:
+        eventually(archived, ARCHIVE_DEADLINE, 0.5, f"WAL segment {wal} archived")
+    except Exception as exc:
+        raise repo.Refused(f"the current WAL segment {wal} was not archived within {ARCHIVE_DEADLINE:g}s ({exc}): "
+                           "the target may not be in the archive. Next step: pytest checks -m daily (the WAL "
+                           f"archive check), pgbackrest --stanza={host.cfg.stanza} check") from None
+    return f"{wal} archived; target {st.target_time.isoformat(sep=' ')}"
+
+
+def choose_backup(ctx: Ctx):
+    host = _host(ctx)
+    info = host.info()
+    st = ctx.state
+    st.chosen = repo.choose(info, st.target_time)
+    names = host.archive_names(info)
+    last = max((n.split("/")[-1][:24] for n in names if repo.segment_number(n) is not None
+                and not n.endswith(".history")), default=st.chosen.wal_stop)
+    holes = repo.gaps(names, st.chosen.wal_start, last)
+    if holes:
+        said = ", ".join(f"{repo.segment_name(a)}..{repo.segment_name(b)}" for a, b in holes)
+        raise repo.Refused(f"the archived WAL from backup {st.chosen.label} ({st.chosen.wal_start}) to {last} has a "
+                           f"gap: {said} missing; no target past the gap can be reached. Next step: take a new full "
+                           f"backup (pgbackrest --stanza={host.cfg.stanza} backup --type=full) and find why "
+                           f"archiving skipped (PostgreSQL log)")
+    return (f"base backup {st.chosen.label} ({st.chosen.type}, ended {st.chosen.stop.isoformat(sep=' ')}); WAL "
+            f"{st.chosen.wal_start}..{last} complete in the repository")
+
+
+def safety_backup(ctx: Ctx):
+    taken = {b.id for b in ctx.mesh.s3.list_backups()}
+    from .. import backups
+    while (safety_id := backups.new_id()) in taken:
+        time.sleep(0.5)
+    proc, state = backup.procedure(safety_id)
+    proc.run(Context(target=ctx.target, mesh=ctx.mesh, state=state, log=ctx.log))
+    ctx.state.safety_id = safety_id
+    return f"logical safety backup {safety_id} (restorable with -m restore --backup={safety_id})"
+
+
+def stop_standby(ctx: Ctx):
+    host = _host(ctx)
+    if not host.cfg.standby_data:
+        return "no standby named in [pgbackrest]"
+    ctx.state.standby_stopped = host.stop("standby")
+    return "standby stopped" if ctx.state.standby_stopped else "standby was not running"
+
+
+def start_standby_undo(ctx: Ctx):
+    host = _host(ctx)
+    if not host.cfg.standby_data:
+        return
+    if ctx.state.standby_rebuilt:   # it follows the recovered timeline now: rebuild it from the primary back
+        rebuild_standby(ctx)
+    elif not host.running("standby"):
+        host.start("standby", 120)
+
+
+def set_aside_primary(ctx: Ctx):
+    host = _host(ctx)
+    restore._stop_writers_quietly(ctx)  # undo order: nothing writes while the data directory changes
+    host.stop("primary")
+    ctx.state.aside = host.set_aside("primary")
+    host.empty_dir(host.data("primary"))
+    return f"primary stopped; its data directory set aside as {ctx.state.aside}"
+
+
+def put_back_primary(ctx: Ctx):
+    host = _host(ctx)
+    try:
+        host.stop("primary")
+    except Exception as exc:   # a half-started recovered server
+        ctx.log(f"stopping the recovered primary failed ({exc}); putting the old data back all the same")
+    host.put_back("primary", ctx.state.aside)
+    host.start("primary", 120)
+    ctx.log(f"the data directory from before the PITR is back ({host.data('primary')}) and the primary runs")
+
+
+def pgbackrest_restore(ctx: Ctx):
+    host, st = _host(ctx), ctx.state
+    st.restore_seconds = host.restore(st.chosen.label, st.target_time.isoformat(sep=" "))
+    return f"pgbackrest restore --set={st.chosen.label} --type=time in {st.restore_seconds:.1f}s"
+
+
+def recover_and_promote(ctx: Ctx):
+    host, st = _host(ctx), ctx.state
+    t0 = time.monotonic()
+    try:
+        host.start("primary", 900)
+    except Exception as exc:
+        raise RuntimeError(f"the primary did not finish recovery: {exc}; its log: {host.log_tail('primary')}") from None
+    paused = ctx.mesh.postgres.value("SELECT CASE WHEN pg_is_in_recovery() THEN pg_get_wal_replay_pause_state() "
+                                     "ELSE 'promoted' END")
+    if paused != "promoted":   # pgbackrest#1592: never leave it paused read-only at the target
+        ctx.log(f"recovery is {paused} at the target: promoting")
+        host.sql("SELECT pg_promote(true, 60)", timeout=90)
+    eventually(lambda: ctx.mesh.postgres.value("SELECT NOT pg_is_in_recovery()") or _raise("still in recovery"),
+               60, 0.5, "the recovered primary promoted")
+    st.timeline_after = ctx.mesh.postgres.value("SELECT timeline_id FROM pg_control_checkpoint()")
+    wal_tl = int(ctx.mesh.postgres.value("SELECT pg_walfile_name(pg_current_wal_lsn())")[:8], 16)
+    st.timeline_after = max(st.timeline_after, wal_tl)
+    if st.timeline_after <= st.timeline_before:
+        raise RuntimeError(f"timeline {st.timeline_after} after the PITR, {st.timeline_before} before: it was not "
+                           "promoted from a recovery")
+    for name in ("recovery_target_time", "recovery_target_action", "recovery_target_timeline"):
+        host.sql(f"ALTER SYSTEM RESET {name}")
+    host.sql("SELECT pg_reload_conf()")
+    st.recovery_seconds = time.monotonic() - t0
+    return (f"recovered to {st.target_time.isoformat(sep=' ')} and promoted in {st.recovery_seconds:.1f}s: "
+            f"timeline {st.timeline_before} -> {st.timeline_after}, read-write")
+
+
+def _raise(message: str):
+    raise RuntimeError(message)
+
+
+def rebuild_standby(ctx: Ctx):
+    host, st = _host(ctx), ctx.state
+    if not host.cfg.standby_data or ctx.target.postgres.standby is None:
+        return "no standby to rebuild"
+    host.stop("standby")
+    slot = host.cfg.replication_slot
+    if not host.sql(f"SELECT 1 FROM pg_replication_slots WHERE slot_name = '{slot}'"):
+        host.sql(f"SELECT pg_create_physical_replication_slot('{slot}')")
+    pw = ctx.target.secret(host.cfg.replication_password_env) if host.cfg.replication_password_env else None
+    st.standby_rebuilt = True
+    st.standby_seconds = host.rebuild_standby(ctx.target.postgres.primary.port, ctx.target.postgres.standby.port, pw)
+    eventually(lambda: ctx.mesh.postgres.value("SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'")
+               or _raise("no standby streaming"), 90, 0.5, "the standby streaming from the recovered primary")
+    return f"standby rebuilt with pg_basebackup in {st.standby_seconds:.1f}s and streaming"
+
+
+def remove_aside(ctx: Ctx):
+    import shutil
+    shutil.rmtree(ctx.state.aside, ignore_errors=True)
+    rto = ctx.state.rto_seconds or 0.0
+    ctx.mesh.evidence.measure("RTO of the PITR (writers stopped -> services healthy)", round(rto, 1), "s",
+                              ctx.target.thresholds.rto_minutes * 60)
+    return f"removed {ctx.state.aside}; RTO {rto:.1f}s; the safety backup {ctx.state.safety_id} stays"
+
+
+def steady_state(ctx: Ctx) -> list[str]:
+    return restore.steady_state(ctx)
+
+
+def procedure(to_time: str) -> tuple[Procedure[PitrState], PitrState]:
+    repo.parse_time(to_time)   # a bad timestamp is refused before anything
+    return Procedure("pitr", [
+        Step("switch the current WAL segment and wait until it is archived (the target must be in the archive)",
+             archive_current),
+        Step("choose the newest base backup that ended before the target (pgbackrest#1582); WAL chain without gaps",
+             choose_backup),
+        Step("take a logical safety backup of the current state (the backup procedure)", safety_backup),
+        Step("stop the writers (edge-mcp, rest-api, worker)", restore.stop_writers, restore.start_writers_undo,
+             "start the writers and wait until healthy"),
+        Step("stop the standby (it is rebuilt from the recovered primary)", stop_standby, start_standby_undo,
+             "start the standby again (rebuilt from the primary if it had been)"),
+        Step("stop the primary and set its data directory aside (kept until the end)", set_aside_primary,
+             put_back_primary, "put the data directory from before back and start the primary"),
+        Step("pgbackrest restore --type=time --target=T --target-action=promote from the chosen backup",
+             pgbackrest_restore),
+        Step("start the primary: WAL replayed to the target, promoted (asserted), timeline advanced",
+             recover_and_promote),
+        Step("rebuild the standby from the recovered primary (pg_basebackup) and wait until it streams",
+             rebuild_standby),
+        Step("start the writers and wait until every Compose service is healthy", restore.start_writers),
+        Step("remove the set-aside data directory, record the RTO", remove_aside),
+    ], steady_state=steady_state), PitrState(to_time=to_time)
