@@ -6,8 +6,8 @@ that runs long keeps the deployment down past the announced time), and its tasks
 
 1. pre-checks: no transaction open longer than [maintenance] long_transaction_max_seconds, no anti-wraparound
    vacuum running on the schema's tables (it would hold their locks for hours, and must not be cancelled);
-2. maintenance mode entered at the front door: public requests get 503, Retry-After (the seconds the window has
-   left) and the runbook's message; the internal health endpoints keep answering (checked). Undo: left;
+2. maintenance mode entered at the front door: public requests get 503, Retry-After (the length of the window
+   in seconds) and the runbook's message; the internal health endpoints keep answering (checked). Undo: left;
 3. VACUUM (ANALYZE) per table, with progress; 4. REINDEX INDEX CONCURRENTLY per index under lock_timeout with
    back-off and retries, leftovers dropped, no invalid index afterwards; 5. old logs removed from the target's
    log directories; 6. Docker's log rotation checked for every container (a finding, not a failure);
