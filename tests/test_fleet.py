@@ -57,10 +57,10 @@ def test_all_hosts_green(fleet_target, tmp_path):
 
 
 def test_one_host_stopped_is_said_once_and_the_rest_stay_green(fleet_target, tmp_path):
-    """Under xdist with --dist loadgroup: one host's checks on one worker, so its breaker holds."""
+    """Under xdist (loadgroup, chosen by the suite): one host's checks on one worker, so its breaker holds."""
     with ff.host_stopped("app-2"):
-        run = run_suite(["checks/test_hosts.py", "-m", "hosts", "-n", "2", "--dist", "loadgroup"], tmp_path,
-                        target=fleet_target)
+        # -n alone: on a fleet target the suite picks --dist loadgroup itself (fixtures/fleet.py)
+        run = run_suite(["checks/test_hosts.py", "-m", "hosts", "-n", "2"], tmp_path, target=fleet_target)
     assert run.rc == 1, run.output[-3000:]
     got = states(run)
     down = {k: v for k, v in got.items() if "[app-2" in k}
@@ -69,6 +69,7 @@ def test_one_host_stopped_is_said_once_and_the_rest_stay_green(fleet_target, tmp
     assert all(s == "unreachable" for s, _ in down.values()), down
     assert sum(m.startswith("not asked again: unreachable: 127.0.0.3:22") for _, m in down.values()) == 9, down
     assert "Traceback" not in run.output and "RuntimeError" not in run.output
+    assert '@app-2"' in run.evidence.read_text()   # node ids carry their xdist group: loadgroup it was
     rest = {k: s for k, (s, _) in got.items() if "[app-2" not in k and k != "test_docker_engine[db-1]"}
     assert set(rest.values()) <= {"passed", "warned"}, rest
     html = run.html.read_text()   # the matrix under xdist too (node ids carry "@host" there)
