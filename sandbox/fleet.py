@@ -189,6 +189,9 @@ def ensure(n: int) -> str:
             container.remove(force=True)
             container = None
         if container is None:
+            if procs.port_open(22, address):   # an sshd of the machine on 0.0.0.0:22 answers on 127.0.0.x too
+                raise procs.SandboxError(f"{address}:22 is taken by another program (an sshd listening on "
+                                         "0.0.0.0?): give it ListenAddress 127.0.0.1 or the machine's address")
             _start(client, name, address, group)
             started += 1
     for _, address, _ in fleet:
