@@ -47,3 +47,20 @@ def test_log_rotation_verdict():
     good, bad = tasks.log_rotation([c("a", "json-file"), c("b", "json-file", **{"max-size": "10m"}), c("c", "local"),
                                     c("d", "journald")])
     assert bad == ["a (json-file without max-size)"] and len(good) == 3
+
+
+@pytest.mark.parametrize("bad", ["soon", "-5m", "2s", ""])
+def test_a_bad_duration_is_refused_with_the_value(bad):
+    from runbook.procedures import maintenance
+    with pytest.raises(ValueError, match="--duration"):
+        maintenance.procedure(bad)
+
+
+def test_the_plan_leaves_maintenance_mode_whatever_fails():
+    from runbook.procedures import maintenance
+    proc, state = maintenance.procedure("30m")
+    assert state.seconds == 1800
+    enter = next(s for s in proc.steps if s.name.startswith("enter maintenance mode"))
+    assert enter.undo is maintenance.leave
+    names = [s.name for s in proc.steps]
+    assert names.index("leave maintenance mode") == len(names) - 2   # only the leftover drop comes after
