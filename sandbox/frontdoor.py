@@ -166,8 +166,9 @@ def ensure() -> str:
     DIR.mkdir(parents=True, exist_ok=True)
     DIR.chmod(0o755)
     made = ensure_certs()
-    if not MAINTENANCE_MAP.exists():
-        MAINTENANCE_MAP.write_text("")
+    # The sandbox comes up serving: maintenance mode left on by a window or a test that died is cleared.
+    left_on = MAINTENANCE_MAP.exists() and MAINTENANCE_MAP.read_text().strip()
+    MAINTENANCE_MAP.write_text("")
     text = config_text()
     changed = not CONFIG.exists() or CONFIG.read_text() != text
     if changed:
@@ -175,8 +176,10 @@ def ensure() -> str:
     procs.run([BINARY, "-c", "-q", "-f", str(CONFIG)], timeout=30)
     pid = procs.daemon_pid(NAME)
     if pid and procs.port_open(port()):
+        if left_on:
+            admin(f"clear map {MAINTENANCE_MAP}")
         if not changed and not made:
-            return "running"
+            return "running" + (" (maintenance mode left on: cleared)" if left_on else "")
         reload()
         wait_ready()
         return f"reloaded on 127.0.0.1:{port()}" + (f" (new certificates: {', '.join(made)})" if made else "")
