@@ -127,7 +127,9 @@ def test_clock_offset(fleet_host, thresholds):
     """Clock offset against the runner.
 
     The host's clock against the runner's (missing from the runbook; TLS, JWT expiry and log order
-    all need it). The round trip bounds the error: the offset counts only beyond half of it."""
+    all need it). The round trip bounds the error: the offset counts only beyond half of it. The host's
+    own time sync (timedatectl, else chrony) saying it is not synchronised is a warning: the runner may be
+    the one that is off, and the drift is what is judged."""
     out = _section(fleet_host, "date", "date +%s.%N").strip()
     facts = fleet_host.facts()
     t0, t1 = facts.sent, facts.received   # the runner's clock around the command that read the host's
@@ -139,6 +141,12 @@ def test_clock_offset(fleet_host, thresholds):
     beyond = max(0.0, abs(offset) - slack)
     fleet_host.evidence.measure(f"clock offset of {fleet_host.name} (round trip {t1 - t0:.3f} s)",
                                 round(offset, 3), " s", thresholds.clock_offset_max_seconds)
+    ntp = (facts.sections["ntp"].text.strip() if "ntp" in facts.sections else "") or "unknown"
+    fleet_host.evidence.measure(f"time sync on {fleet_host.name} (timedatectl NTPSynchronized / chrony leap)", ntp)
+    if ntp in ("no", "Not synchronised"):
+        warn(fleet_host.evidence, f"time sync on {fleet_host.name}: the host says its clock is not synchronised "
+                                  f"({ntp}); it is {round(offset, 3)} s off the runner's now. Next step: on "
+                                  f"{fleet_host.name}: timedatectl; chronyc sources")
     assert beyond <= thresholds.clock_offset_max_seconds, verdict_message(
         f"clock offset of {fleet_host.name} against the runner", round(offset, 3), " s",
         thresholds.clock_offset_max_seconds,

@@ -17,7 +17,10 @@ MARK = "@@mesh-fact"
 
 
 def script(mounts: tuple[str, ...], docker: bool) -> str:
-    parts = [("uname", "uname -n"), ("date", "date +%s.%N")]
+    parts = [("uname", "uname -n"), ("date", "date +%s.%N"),
+             # whether the host's own time sync says it is synchronised: systemd's, else chrony's
+             ("ntp", "timedatectl show -p NTPSynchronized --value 2>/dev/null || chronyc -n tracking 2>/dev/null "
+                     "| sed -n 's/^Leap status *: *//p' | grep . || echo unknown")]
     for mount in mounts:
         parts += [(f"df {mount}", f"df -P {shlex.quote(mount)}"), (f"dfi {mount}", f"df -Pi {shlex.quote(mount)}")]
     parts += [("meminfo", "cat /proc/meminfo"), ("loadavg", "cat /proc/loadavg && nproc"), ("ps", "ps -eo comm=")]
