@@ -57,8 +57,9 @@ def down(wipe: bool) -> None:
     if engine._answers(config.DOCKER_HOST):
         _step("fleet hosts", lambda: f"{len(fleet.stop())} removed")
         _step("compose project", lambda: compose.down(wipe) or "stopped")
-    _step("s3 object store", lambda: "stopped" if objectstore.stop() else "not running")
+    # PostgreSQL first: its archiver pushes the last WAL segments to the store while it shuts down
     _step("postgresql", lambda: ", ".join(postgres.stop()) or "not running")
+    _step("s3 object store", lambda: "stopped" if objectstore.stop() else "not running")
     _step("image registry", lambda: "stopped" if registry.stop() else "not running")
     _step("docker engine", lambda: "stopped" if engine.stop() else "not ours or not running")
     if wipe:
