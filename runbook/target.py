@@ -275,6 +275,7 @@ class FrontDoor(_Model):
     master_socket: Text | None = None       # HAProxy's master CLI (-S): `reload`
     cert_dir: Text | None = None            # the combined PEM per hostname (HOSTNAME.pem) the proxy loads
     maintenance_map: Text | None = None     # the map the maintenance rule reads (`retry_after <seconds>`)
+    blocklist: Text | None = None           # the ACL file the deny rule reads (src -f): incident blocks
     access_log: Text | None = None
     # The sandbox's stand-in for certbot: a CA directory with intermediate.pem/.key. None: certificates are
     # given to the procedure (--cert-file/--key-file), as certbot writes them.

@@ -14,6 +14,7 @@ The names resolve nowhere: clients connect to 127.0.0.1:8443 and send the name a
     admin.sock          HAProxy's admin socket (drain, maintenance, show servers state), 0600
     master.sock         the master CLI: `reload` (a new worker takes over the listening sockets: no drop)
     maintenance.map     `retry_after <seconds>` while in maintenance mode; empty otherwise
+    blocked.acl         source addresses refused with 403 (an incident's --block-source); kept across `up`
     haproxy.cfg
 
 The access log is STATE/logs/frontdoor.log (HAProxy logs to stdout, which the daemon's log file receives).
@@ -43,6 +44,7 @@ CRT_LIST = DIR / "certs.list"
 ADMIN_SOCK = DIR / "admin.sock"
 MASTER_SOCK = DIR / "master.sock"
 MAINTENANCE_MAP = DIR / "maintenance.map"
+BLOCKLIST = DIR / "blocked.acl"   # sources refused with 403 (procedures -m incident --block-source)
 CONFIG = DIR / "haproxy.cfg"
 ACCESS_LOG = config.LOGS / f"{NAME}.log"
 # Here rather than in config.PORTS' literal, so this step stays one file: MESH_FRONTDOOR_PORT moves it.
@@ -76,6 +78,7 @@ def config_text() -> str:
         "",
         "frontend public",
         f"    bind 127.0.0.1:{port()} ssl crt-list {CRT_LIST}",
+        f"    http-request deny deny_status 403 if {{ src -f {BLOCKLIST} }}",
         f"    acl known_host ssl_fc_sni -i {' '.join(BACKENDS)}",
         '    http-request return status 421 content-type "text/plain" string "unknown host" if !known_host',
         "    http-request set-var(txn.maint_retry) str(retry_after),map(" + str(MAINTENANCE_MAP) + ")",
@@ -168,6 +171,7 @@ def ensure() -> str:
     made = ensure_certs()
     # The sandbox comes up serving: maintenance mode left on by a window or a test that died is cleared.
     left_on = MAINTENANCE_MAP.exists() and MAINTENANCE_MAP.read_text().strip()
+    BLOCKLIST.touch()   # a block is a decision of an incident: never cleared here
     MAINTENANCE_MAP.write_text("")
     text = config_text()
     changed = not CONFIG.exists() or CONFIG.read_text() != text

@@ -3,7 +3,7 @@ before anything changes; a key revoked while requests with it run (no 5xx, only 
 untouched), the evidence bundle read back here against its manifest, a canary secret written into a
 container's log found in neither the bundle nor the report nor the webhook; the smoke key revoked and replaced
 (the post-deploy gate stays green); a revocation that does not take undone exactly; evidence never
-overwritten; an undelivered notification red without undoing the revocation; no front door to block at.
+overwritten; an undelivered notification red without undoing the revocation; no front door to block at (tests/test_incident_block.py).
 The sandbox's keys, secrets file and bucket are restored at the end (faults_incident.sandbox_keys_restored)."""
 from __future__ import annotations
 
@@ -123,7 +123,7 @@ def test_revocation_of_a_key_in_use(restored, tmp_path):
     names = {a["name"] for a in manifest["artefacts"]}
     assert {"logs/rest-api.log", "inspect/rest-api.json", "postgres/api_keys.json",
             "postgres/pg_stat_activity.json", "NOTES.txt"} <= names
-    assert b"no front door" in bundle[f"incidents/{incident_id}/NOTES.txt"]
+    assert any(n.startswith("front-door/") and n.endswith("-access.log") for n in names), names   # HAProxy's
     log = bundle[f"incidents/{incident_id}/logs/rest-api.log"].decode()
     assert "incident-canary-line" in log and re.search(r"^\d{4}-\d\d-\d\dT\S+Z ", log, re.M), log[-500:]
     assert victim_id in bundle[f"incidents/{incident_id}/postgres/api_keys.json"].decode()
@@ -225,19 +225,6 @@ def test_an_undelivered_notification_is_red_and_the_revocation_stays(restored, t
     assert "the security team was NOT notified" in message and "HTTP 500" in message, message
     assert hook.token not in _reports(run)
     assert fi.active([key_id]) == {key_id: False} and _status(key) == 401
-
-
-def test_suspicious_activity_has_no_front_door_to_block(restored, tmp_path):
-    incident_id = "TEST-SUSP-" + secrets.token_hex(3)
-    with fi.WebhookReceiver() as hook:
-        run = run_suite(INCIDENT + ["--type", "suspicious_api_activity", "--block-source", "127.0.0.2",
-                                    "--incident-id", incident_id], tmp_path,
-                        env={"MESH_SECURITY_WEBHOOK_URL": hook.url})
-    message = run.failed("test_security_incident_response")
-    for text in ("this target has no front door", "127.0.0.2/32", "security group", "WAF", "deny rule"):
-        assert text in message, message
-    assert f"incidents/{incident_id}/manifest.json" in _bundle(incident_id)      # evidence came first
-    assert [body["block_sources"] for _, body in hook.received] == [["127.0.0.2/32"]]
 
 
 def test_evidence_under_object_lock_where_the_bucket_has_it(restored, tmp_path):

@@ -44,9 +44,14 @@ class ConnectTo(HTTPAdapter):
     """Requests for the public hostnames go to (host, port), with the name as SNI, in the certificate check and
     in the Host header: what curl's --connect-to does."""
 
-    def __init__(self, names: set[str], host: str, port: int):
-        self.names, self.host, self.port = names, host, port
+    def __init__(self, names: set[str], host: str, port: int, source: str | None = None):
+        self.names, self.host, self.port, self.source = names, host, port, source
         super().__init__(max_retries=0)
+
+    def init_poolmanager(self, *args, **kwargs):
+        if self.source:   # a request from a given local address: how a block by source is verified
+            kwargs["source_address"] = (self.source, 0)
+        super().init_poolmanager(*args, **kwargs)
 
     def send(self, request, *args, **kwargs):
         parts = urlsplit(request.url)
@@ -153,11 +158,13 @@ class FrontDoor(Component):
 
     # --- HTTP through the door
 
-    def session(self) -> requests.Session:
+    def session(self, source: str | None = None) -> requests.Session:
+        """source: the local address requests are sent from (None: the kernel's choice)."""
         session = requests.Session()
         host, port = self.address
-        if host:
-            session.mount("https://", ConnectTo(set(self.hostnames.values()), host, port))
+        if host or source:
+            session.mount("https://", ConnectTo(set(self.hostnames.values()) if host else set(), host, port,
+                                                source))
         session.verify = str(self.conf.ca_bundle) if self.conf.ca_bundle else True
         session.trust_env = False   # REQUESTS_CA_BUNDLE would replace the target's CA; no proxy either
         return session
@@ -263,3 +270,39 @@ class FrontDoor(Component):
         if not self.conf.cert_dir:
             raise AssertionError(f"the target {self.target.name!r} names no [frontdoor] cert_dir")
         return Path(self.conf.cert_dir) / f"{hostname}.pem"
+
+    # --- blocked sources (the deny rule reads this ACL file: http-request deny if { src -f FILE })
+
+    def _blocklist(self) -> str:
+        if not self.conf.blocklist:
+            raise AssertionError(f"the target {self.target.name!r} names no [frontdoor] blocklist")
+        return self.conf.blocklist
+
+    def blocked(self) -> list[str]:
+        """The sources the running proxy refuses now (`show acl FILE`: one `0x... <pattern>` per line)."""
+        out = self.admin(f"show acl {self._blocklist()}")
+        return [line.split()[1] for line in out.splitlines() if line.startswith("0x") and len(line.split()) > 1]
+
+    def block(self, sources) -> None:
+        """Refuse every request from these addresses or CIDRs (403 at the door): at once through the admin
+        socket, and in the file the proxy loads, so a reload keeps the block."""
+        path, now = self._blocklist(), set(self.blocked())
+        for source in sources:
+            if source in now:
+                continue
+            out = self.admin(f"add acl {path} {source}").strip()
+            if out:
+                raise AssertionError(f"HAProxy refused to block {source}: {out[:200]}")
+        self._write_blocklist(set(self.blocked()))
+
+    def unblock(self, sources) -> None:
+        path = self._blocklist()
+        for source in sources:
+            self.admin(f"del acl {path} {source}")   # answers "Key not found." for one not blocked: fine
+        self._write_blocklist(set(self.blocked()) - set(sources))
+
+    def _write_blocklist(self, sources: set[str]) -> None:
+        path = Path(self._blocklist())
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text("".join(f"{s}\n" for s in sorted(sources)))
+        tmp.replace(path)

@@ -94,7 +94,7 @@ def gather(mesh, incident_id: str, redactor, front_door=None) -> Bundle:
                             "directly), so there is no access log to preserve")
     else:
         try:
-            add(f"front-door/{front_door.name}-access.log", front_door.access_log())
+            add(f"front-door/{re.sub(r'[^A-Za-z0-9_.-]+', '-', front_door.name).strip('-')}-access.log", front_door.access_log())
         except Exception as exc:  # a plug-in's failure is a note, not the end of the evidence
             bundle.notes.append(f"front door {front_door.name} access log: {str(exc).splitlines()[0][:200]}")
     add("NOTES.txt", "".join(f"{n}\n" for n in bundle.notes) or "nothing missing\n")

@@ -1,7 +1,8 @@
 """The front door: where source addresses are blocked (suspicious_api_activity) and whose access log is
-evidence. The sandbox has none yet (its services are reached directly on 127.0.0.1); a target that has one
-(the HAProxy front door of a later issue, an ALB with a WAF) plugs in by implementing FrontDoor and returning
-it from of(). Until then the procedure says plainly that there is no place to block, and what to do instead.
+evidence. A target whose [frontdoor] names a blocklist (the sandbox's HAProxy: a deny rule reading an ACL file
+that the admin socket changes at once) gets HaproxyDoor; another kind (an ALB with a WAF) plugs in by
+implementing FrontDoor and returning it from of(). Without one the procedure says plainly that there is no
+place to block, and what to do instead.
 
 probe_from() sends a request from a given local source address (on loopback: 127.0.0.2, a second address of
 the same host), the way the block is verified: refused (403, or the connection closed) from the blocked
@@ -33,8 +34,49 @@ class FrontDoor(Protocol):
 
 
 def of(target, mesh) -> FrontDoor | None:
-    """The target's front door: none is known yet (no target field describes one)."""
-    return None
+    """The target's [frontdoor] with a blocklist (HAProxy: mesh.frontdoor), else None: nowhere to block."""
+    if target.frontdoor is None or not target.frontdoor.blocklist:
+        return None
+    return HaproxyDoor(mesh.frontdoor)
+
+
+class HaproxyDoor:
+    """The HAProxy front door (runbook/components/frontdoor.py) as the incident sees it: block by source in
+    its deny ACL, its access log for the bundle, and a probe that goes through it from a given address."""
+
+    def __init__(self, door):
+        self.door = door
+        self.hostname = next(iter(door.hostnames.values()))
+        host, port = door.address
+        self.name = f"haproxy {host or self.hostname}:{port}"
+        self.url = door.url(self.hostname, "/health")
+
+    def access_log(self) -> str:
+        path = self.door.conf.access_log
+        if not path:
+            raise AssertionError("the target's [frontdoor] names no access_log")
+        with open(path, "rb") as log:   # the last 2 MiB: what an incident needs is recent
+            log.seek(0, 2)
+            log.seek(max(0, log.tell() - (2 << 20)))
+            return log.read().decode(errors="replace")
+
+    def block(self, sources: Sequence[str]) -> None:
+        self.door.block(sources)
+
+    def unblock(self, sources: Sequence[str]) -> None:
+        self.door.unblock(sources)
+
+    def probe(self, source: str, timeout: float) -> tuple[int | None, str, float]:
+        """GET the health path through the door from the local address `source` (TLS, SNI, the CA)."""
+        session = self.door.session(source=source)
+        t0 = time.monotonic()
+        try:
+            resp = session.get(self.url, timeout=(timeout, timeout), allow_redirects=False)
+            return resp.status_code, f"HTTP {resp.status_code}", time.monotonic() - t0
+        except requests.RequestException as exc:
+            return None, f"no answer: {type(exc).__name__}", time.monotonic() - t0
+        finally:
+            session.close()
 
 
 def parse_sources(values: Sequence[str]) -> list[str]:

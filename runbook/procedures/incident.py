@@ -243,12 +243,19 @@ def verify_block(ctx: Ctx):
         if not front_door.can_send_from(address):
             unprobed.append(address)
             continue
-        status, what, _ = front_door.probe_from(door.url, address, timeout)
+        probe = getattr(door, "probe", None)   # through the door itself (TLS, SNI) where it can
+        status, what, _ = probe(address, timeout) if probe else front_door.probe_from(door.url, address, timeout)
         if not front_door.blocked(status):
             raise AssertionError(f"{source} is not blocked at {door.name}: a request from {address} got {what}")
         seen.append(f"{address}: {what}")
     if unprobed:
         st.warnings.append(f"cannot send from {', '.join(unprobed)} here: the block of those is not verified")
+    probe = getattr(door, "probe", None)
+    if probe and seen:   # and answered from this runner: a block of everyone is not a block by source
+        status, what, _ = probe(None, timeout)
+        if front_door.blocked(status):
+            raise AssertionError(f"{door.name} refuses this runner too ({what}), not only {', '.join(st.block_sources)}")
+        seen.append(f"this runner: {what}")
     return "refused from " + "; ".join(seen) if seen else "no blocked source is local: not probed"
 
 
