@@ -220,3 +220,17 @@ def test_specs_are_what_testinfra_reads(user, address, port):
     backend = get_backend(host.spec)
     assert (backend.NAME, backend.host.name, backend.host.user, int(backend.host.port)) == ("ssh", address, user, port)
     assert backend.ssh_config == "/etc/mesh/ssh config" and backend.controlpersist == 60
+
+
+def test_the_sandbox_fleet_layout_and_its_inventory_agree(monkeypatch):
+    from sandbox import fleet
+    layout = fleet.hosts(7)
+    assert [a for _, a, _ in layout] == [f"127.0.0.{i}" for i in range(2, 9)]
+    assert [n for n, _, g in layout if g == "db"] == ["db-1", "db-2"]
+    monkeypatch.setenv("MESH_FLEET", "3")
+    assert fleet.wanted() == 3
+    monkeypatch.setenv("MESH_FLEET", "three")
+    with pytest.raises(SystemExit, match="MESH_FLEET='three' is not a number of hosts"):
+        fleet.wanted()
+    monkeypatch.delenv("MESH_FLEET")
+    assert fleet.wanted() is None
