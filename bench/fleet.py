@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -126,7 +125,6 @@ def main() -> None:
         for mode in one:
             print(f"{mode}: largest fleet / 1 host = {big[mode] / one[mode]:.2f}x (budget 3x)")
     print(json.dumps(results))
-    os.sync()
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from contextlib import contextmanager
 
-from sandbox import engine, fleet, procs
+from sandbox import engine, fleet
 
 
 def container(name: str):
@@ -74,4 +74,4 @@ def wait_until(predicate, timeout: float = 10) -> bool:
     return False
 
 
-__all__ = ["host_stopped", "host_paused", "log_mount_full", "plant_rotated_logs", "listing", "sh", "procs"]
+__all__ = ["host_stopped", "host_paused", "log_mount_full", "plant_rotated_logs", "listing", "sh"]

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from fixtures.report_fleet import host_of, matrix
 from runbook.fleet import inventory as inv
 from runbook.fleet import rollout
-from runbook.fleet.model import Fleet, FleetHost
+from runbook.fleet.model import FleetHost
 from runbook.summary import Row
 from runbook.target import load_target
 from runbook.types import TargetError
