@@ -35,7 +35,8 @@ class FrontDoor(Protocol):
 
 def of(target, mesh) -> FrontDoor | None:
     """The target's [frontdoor] with a blocklist (HAProxy: mesh.frontdoor), else None: nowhere to block."""
-    if target.frontdoor is None or not target.frontdoor.blocklist:
+    door = getattr(target, "frontdoor", None)
+    if door is None or not door.blocklist:
         return None
     return HaproxyDoor(mesh.frontdoor)
 
