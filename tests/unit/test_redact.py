@@ -12,7 +12,10 @@ from hypothesis import strategies as st
 from runbook.redact import MASK, Redactor, looks_secret
 
 FAST = settings(max_examples=80, deadline=None)
-SECRETS = st.text(alphabet=string.printable.strip() + " ", min_size=4, max_size=30).filter(lambda s: s.strip())
+# A "secret" made only of the mask's stars and the quotes repr() puts around it (***') is found in any redacted
+# output: not a secret anyone has, so not one the property is about.
+SECRETS = st.text(alphabet=string.printable.strip() + " ", min_size=4, max_size=30).filter(
+    lambda s: s.strip() and not set(s) <= set(MASK + "'\" ,[]{}():"))
 ANY_TEXT = st.text(max_size=60)
 
 
