@@ -22,7 +22,8 @@ from sandbox import config, pgbackrest, postgres  # noqa: E402
 
 def sql(query: str):
     with postgres.connect(config.load_secrets()) as conn:
-        return conn.execute(query).fetchone()
+        cur = conn.execute(query)
+        return cur.fetchone() if cur.description else None
 
 
 def archive_lag(runs: int) -> list[float]:
@@ -63,12 +64,12 @@ def main() -> int:
     ap.add_argument("--no-restore", action="store_true")
     args = ap.parse_args()
     size = sql("SELECT pg_size_pretty(pg_database_size('mcp'))")[0]
+    print(f"database mcp: {size}", flush=True)
     fulls = [backup("full") for _ in range(1)]
     incrs = [backup("incr") for _ in range(args.runs)]
-    lags = archive_lag(args.runs * 3)
-    print(f"database mcp: {size}")
     print(f"pgBackRest full backup: {statistics.median(fulls):.1f} s; incremental: median "
-          f"{statistics.median(incrs):.1f} s over {len(incrs)}")
+          f"{statistics.median(incrs):.1f} s over {len(incrs)}", flush=True)
+    lags = archive_lag(args.runs * 3)
     print(f"archive lag (pg_switch_wal -> segment in S3): median {statistics.median(lags):.2f} s, max "
           f"{max(lags):.2f} s over {len(lags)}; archive_timeout {pgbackrest.ARCHIVE_TIMEOUT} s bounds the RPO "
           f"while writes happen")
