@@ -28,15 +28,18 @@ def sql(query: str):
 
 def archive_lag(runs: int) -> list[float]:
     lags = []
+    # A table only the admin can read: left behind, it would fail every pg_dump the suite runs as mcp_user.
     sql("CREATE TABLE IF NOT EXISTS public.bench_pitr (id bigserial, pad text)")
-    for _ in range(runs):
-        sql("INSERT INTO public.bench_pitr (pad) SELECT repeat('x', 200) FROM generate_series(1, 5000)")
-        t0 = time.monotonic()
-        wal = sql("SELECT pg_walfile_name(pg_switch_wal())")[0]
-        while (sql("SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver")[0] or "")[:24] < wal:
-            time.sleep(0.05)
-        lags.append(time.monotonic() - t0)
-    sql("DROP TABLE public.bench_pitr")
+    try:
+        for _ in range(runs):
+            sql("INSERT INTO public.bench_pitr (pad) SELECT repeat('x', 200) FROM generate_series(1, 5000)")
+            t0 = time.monotonic()
+            wal = sql("SELECT pg_walfile_name(pg_switch_wal())")[0]
+            while (sql("SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver")[0] or "")[:24] < wal:
+                time.sleep(0.05)
+            lags.append(time.monotonic() - t0)
+    finally:
+        sql("DROP TABLE IF EXISTS public.bench_pitr")
     return lags
 
 
