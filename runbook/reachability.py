@@ -31,6 +31,8 @@ def probes(mesh) -> dict[str, tuple[Callable[[], object], float]]:
     found["compose"] = (mesh.compose.containers, timeout + ENGINE_SLACK)
     if t.prometheus:
         found["prometheus"] = (lambda: mesh.prometheus.query("vector(1)"), timeout)
+    if t.alertmanager:
+        found["alertmanager"] = (mesh.alertmanager.status, timeout)
     if t.frontdoor:   # one handshake: a door that hangs costs the run one deadline
         first = next(iter(t.frontdoor.hostnames.values()))
         found["frontdoor"] = (lambda: mesh.frontdoor.handshake(first), timeout)

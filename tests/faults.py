@@ -180,6 +180,12 @@ docker_host = "tcp://127.0.0.1:{port}"
 services = ["edge-mcp"]
 [prometheus]
 url = "http://127.0.0.1:{port}"
+[frontdoor]
+hostnames = {{ edge-mcp = "mcp.hanging.test", rest-api = "api.hanging.test" }}
+port = {port}
+connect_host = "127.0.0.1"
+[alertmanager]
+url = "http://127.0.0.1:{port}"
 ''' + (f"[thresholds]\n{extra}" if extra else ""))
     return path
 
