@@ -13,7 +13,6 @@ import os
 import re
 import secrets
 import stat
-import time
 
 import pytest
 import requests
