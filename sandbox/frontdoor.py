@@ -100,13 +100,7 @@ def config_text() -> str:
 # --- the CA and the certificates
 
 
-def _write(path: Path, data: bytes, mode: int) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    os.chmod(tmp, mode)
-    os.replace(tmp, path)
+_write = procs.write_file
 
 
 def ca() -> tuple[tls.Issued, tls.Issued]:

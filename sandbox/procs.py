@@ -180,3 +180,13 @@ def kill_container_orphans(data_root: str) -> int:
     def orphan(proc: Path) -> bool:
         return data_root + "/" in _root_mount(_read(proc / "mountinfo")) and not _under_a_shim(proc)
     return _stop_all(pids_where(orphan))
+
+
+def write_file(path: Path, data: bytes, mode: int) -> None:
+    """Write atomically with `mode` from the start (a key is never readable by others, not even briefly)."""
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    os.chmod(tmp, mode)
+    os.replace(tmp, path)

@@ -10,6 +10,7 @@ import socket
 import threading
 import time
 
+import faults
 from runbook import tls
 from sandbox import config, frontdoor
 from sandbox import postgres as sandbox_pg
@@ -78,32 +79,8 @@ def expired_intermediate(host: str = API) -> bytes:
     return tls.combined_pem(tls.issue_leaf([host], inter), [inter.cert])
 
 
-@contextlib.contextmanager
-def silent_listener():
-    """A port that accepts TCP connections and never says a word (a wedged proxy): yields the port."""
-    srv = socket.socket()
-    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(64)
-    held, stop = [], threading.Event()
-
-    def accept():
-        srv.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                held.append(srv.accept()[0])
-            except OSError:
-                pass
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    try:
-        yield srv.getsockname()[1]
-    finally:
-        stop.set()
-        thread.join(2)
-        for conn in held:
-            conn.close()
-        srv.close()
+# A port that accepts TCP connections and never says a word (a wedged proxy): yields the port.
+silent_listener = faults.hanging_listener
 
 
 @contextlib.contextmanager
