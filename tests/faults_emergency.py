@@ -198,3 +198,27 @@ def alertmanager_stopped():
         yield
     finally:
         alertmanager.ensure()
+
+
+@contextmanager
+def memory_hog(service: str = "rest-api", ratio: float = 0.94):
+    """A process inside the service's container that holds memory until the container is at `ratio` of its
+    limit: what a leak looks like from outside (the service answers, the container is about to be OOM-killed).
+    A restart of the container ends it; so does leaving this block."""
+    from runbook.probes.docker import memory_usage
+    c = engine.client().containers.get(service)
+    used, limit = memory_usage(c)
+    assert limit, f"{service} has no memory limit: nothing to fill"
+    grow = int(limit * ratio) - used
+    assert grow > 0, f"{service} already uses {used / limit:.0%} of its limit"
+    # bytes filled with 'x' (not bytearray(n), whose zero pages the kernel would not commit)
+    c.exec_run(["python3", "-c", f"import time; hog = b'x' * {grow}; time.sleep(900)"], detach=True)
+    deadline = time.monotonic() + 20
+    while memory_usage(c)[0] < limit * (ratio - 0.03):
+        assert time.monotonic() < deadline, f"the hog in {service} did not reach {ratio:.0%} of its limit"
+        time.sleep(0.3)
+    try:
+        yield grow
+    finally:
+        c = engine.client().containers.get(service)
+        c.exec_run(["pkill", "-f", "hog = b'x'"])

@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from faults_emergency import (build_bad_release, connections_held, contexts_locked, traffic, wait_firing,
-                              wait_quiet)
+from faults_emergency import (build_bad_release, connections_held, contexts_locked, memory_hog, traffic,
+                              wait_firing, wait_quiet)
 from harness import run_suite
 from sandbox import compose, config, engine
 
@@ -105,3 +105,24 @@ def test_high_error_rate_bad_release_rolled_back(quiet, tmp_path):
         _report("high_error_rate", fired, run)
     finally:
         compose.reset_to_baseline()
+
+
+def _started(service: str) -> str:
+    return engine.client().containers.get(service).attrs["State"]["StartedAt"]
+
+
+def test_a_degraded_container_is_restarted_alone(quiet, tmp_path):
+    """Triage finds rest-api's container at 94 % of its memory limit (a process holding memory inside it, as
+    a leak would): the remedy is a restart of that service only, which ends the hog; the others keep running."""
+    others = {s: _started(s) for s in ("edge-mcp", "worker", "redis", "prometheus")}
+    with traffic():
+        with memory_hog("rest-api", 0.94):
+            before = _started("rest-api")
+            run = run_suite(EMERGENCY + ["--alert", "high_latency"], tmp_path, timeout=400)
+    run.passed("test_service_degradation")
+    assert "restart rest-api" in run.output and "memory 9" in run.output, run.output[-3000:]
+    assert _started("rest-api") != before
+    assert {s: _started(s) for s in others} == others
+    from runbook.probes.docker import memory_usage
+    used, limit = memory_usage(engine.client().containers.get("rest-api"))
+    assert used < 0.5 * limit, f"rest-api still uses {used / limit:.0%} of its limit after the restart"

@@ -34,8 +34,12 @@ ALERTS = {a.key: a for a in (
               "histogram_quantile(0.95, sum by (job, path, le) ("
               f'rate(http_request_duration_seconds_bucket{{path!="/metrics"}}[{WINDOW}])))',
               lambda t: t.p95_ms / 1000, "s", ("job", "path")),
+    # A service with requests but no 5xx series in the window (a container just replaced by the remedy has
+    # none yet) is 0 %, not missing: `or ... * 0` gives it a zero numerator. Without it the measure was empty
+    # right after a good rollback, and verification waited for a measurement that could not come.
     AlertType("high_error_rate", "HighErrorRate", "share of 5xx by service",
-              f'sum by (job) (rate(http_requests_total{{status=~"5.."}}[{WINDOW}])) '
+              f'(sum by (job) (rate(http_requests_total{{status=~"5.."}}[{WINDOW}])) '
+              f"or sum by (job) (rate(http_requests_total[{WINDOW}])) * 0) "
               f"/ sum by (job) (rate(http_requests_total[{WINDOW}]))",
               lambda t: t.error_rate_max, "ratio", ("job",)),
     AlertType("db_pool_exhausted", "DBPoolExhausted", "connections of max_connections",

@@ -22,6 +22,7 @@ from datetime import datetime, timezone
 from ..pitr import repo
 from ..pitr.host import Host
 from ..procedure import Context, Procedure, Step, param
+from ..types import Unreachable
 from ..wait import eventually
 from . import backup, restore
 
@@ -164,8 +165,10 @@ def recover_and_promote(ctx: Ctx):
         host.start("primary", 900)
     except Exception as exc:
         raise RuntimeError(f"the primary did not finish recovery: {exc}; its log: {host.log_tail('primary')}") from None
-    paused = ctx.mesh.postgres.value("SELECT CASE WHEN pg_is_in_recovery() THEN pg_get_wal_replay_pause_state() "
-                                     "ELSE 'promoted' END")
+    # pg_ctl -w returns once the server accepts connections, and a hot standby accepts them while it still
+    # replays: wait for the target (promoted by --target-action, or paused there) before judging. Promoting
+    # while it replays would end the recovery before T, silently short of the point asked for.
+    paused = _past_replay(ctx, host, 900)
     if paused != "promoted":   # pgbackrest#1592: never leave it paused read-only at the target
         ctx.log(f"recovery is {paused} at the target: promoting")
         host.sql("SELECT pg_promote(true, 60)", timeout=90)
@@ -183,6 +186,26 @@ def recover_and_promote(ctx: Ctx):
     st.recovery_seconds = time.monotonic() - t0
     return (f"recovered to {st.target_time.isoformat(sep=' ')} and promoted in {st.recovery_seconds:.1f}s: "
             f"timeline {st.timeline_before} -> {st.timeline_after}, read-write")
+
+
+def _past_replay(ctx: Ctx, host, seconds: float) -> str:
+    """'promoted' or 'paused' ('pause requested' counts as paused), waited for while WAL is still replayed. A
+    server that stops meanwhile failed its recovery (the target beyond the WAL, a gap): said with its log."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            state = ctx.mesh.postgres.value("SELECT CASE WHEN pg_is_in_recovery() THEN "
+                                            "pg_get_wal_replay_pause_state() ELSE 'promoted' END")
+        except Unreachable as exc:
+            raise RuntimeError(f"the primary stopped during recovery: {exc}; its log: "
+                               f"{host.log_tail('primary')}") from None
+        except ctx.mesh.postgres.Error:   # a query cancelled by the replay itself: ask again
+            state = "not paused"
+        if state != "not paused":
+            return state
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"recovery still replaying after {seconds:g}s; its log: {host.log_tail('primary')}")
+        time.sleep(0.5)
 
 
 def _raise(message: str):
