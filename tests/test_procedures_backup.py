@@ -30,9 +30,11 @@ def _mesh() -> Deployment:
 
 
 def s3_objects() -> set[tuple[str, str]]:
+    """Every object under the logical backups' prefix. Not the whole bucket: pgBackRest archives a WAL segment
+    into it at least every archive_timeout (60 s), whatever the test does."""
     t, s3 = _mesh().target, _mesh().s3.client
-    return {(o["Key"], o["ETag"]) for page in s3.get_paginator("list_objects_v2").paginate(Bucket=t.s3.bucket)
-            for o in page.get("Contents", [])}
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=t.s3.bucket, Prefix=t.s3.prefix.rstrip("/") + "/")
+    return {(o["Key"], o["ETag"]) for page in pages for o in page.get("Contents", [])}
 
 
 def backup_ids() -> dict[str, bool]:
