@@ -11,6 +11,7 @@ from __future__ import annotations
 import pytest
 
 from runbook import tls
+from runbook.components.frontdoor import record_handshake
 from runbook.findings import warn
 
 pytestmark = [pytest.mark.tls, pytest.mark.daily, pytest.mark.health]
@@ -51,12 +52,8 @@ def verdict(public_host, _handshakes, mesh, target):
 def _judged(public_host, result, mesh) -> tls.ChainVerdict:
     if isinstance(result, Exception):
         raise result
-    mesh.evidence.measure(f"TLS handshake {public_host}", round(result.seconds * 1000, 1), "ms")
-    mesh.evidence.table(f"chain served for {public_host} ({result.protocol}, {result.cipher})",
-                        ["subject", "issuer", "serial", "not after (UTC)", "days left"],
-                        [(tls.describe(c), c.issuer.rfc4514_string(), format(c.serial_number, "x"),
-                          f"{c.not_valid_after_utc:%Y-%m-%d %H:%M}", round(tls.days_left(c), 1))
-                         for c in result.chain])
+    # The run's handshakes were made once, for every test (_handshakes): each row shows its own.
+    record_handshake(mesh.evidence, result)
     return tls.judge(result.chain, mesh.frontdoor.roots())
 
 

@@ -40,6 +40,16 @@ class Handshake:
     chain: list = field(default_factory=list)   # cryptography x509.Certificate, leaf first, as served
 
 
+def record_handshake(evidence, result: Handshake) -> None:
+    """The handshake's time and the chain as served, into a test's evidence."""
+    evidence.measure(f"TLS handshake {result.hostname}", round(result.seconds * 1000, 1), "ms")
+    evidence.table(f"chain served for {result.hostname} ({result.protocol}, {result.cipher})",
+                   ["subject", "issuer", "serial", "not after (UTC)", "days left"],
+                   [(tls.describe(c), c.issuer.rfc4514_string(), format(c.serial_number, "x"),
+                     f"{c.not_valid_after_utc:%Y-%m-%d %H:%M}", round(tls.days_left(c), 1))
+                    for c in result.chain])
+
+
 class ConnectTo(HTTPAdapter):
     """Requests for the public hostnames go to (host, port), with the name as SNI, in the certificate check and
     in the Host header: what curl's --connect-to does."""
@@ -120,12 +130,7 @@ class FrontDoor(Component):
                               "Next step: check the proxy's log and its certificate files") from None
         if not result.chain:
             raise Unreachable(f"front door {self.where(hostname)}: the server sent no certificate")
-        self.evidence.measure(f"TLS handshake {hostname}", round(result.seconds * 1000, 1), "ms")
-        self.evidence.table(f"chain served for {hostname} ({result.protocol}, {result.cipher})",
-                            ["subject", "issuer", "serial", "not after (UTC)", "days left"],
-                            [(tls.describe(c), c.issuer.rfc4514_string(), format(c.serial_number, "x"),
-                              f"{c.not_valid_after_utc:%Y-%m-%d %H:%M}", round(tls.days_left(c), 1))
-                             for c in result.chain])
+        record_handshake(self.evidence, result)
         return result
 
     def handshakes(self, hostnames: list[str] | None = None) -> dict[str, Handshake | Unreachable]:
