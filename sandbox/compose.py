@@ -48,12 +48,14 @@ def write_prometheus_config() -> bool:
     watch the file. Written in place: a single-file bind mount keeps the inode it was given."""
     from . import exporters  # exporters uses this module
 
-    targets = {name: config.port(name) for name in ("edge-mcp", "rest-api", "worker")}
-    targets.update({job: config.port(daemon) for job, daemon in exporters.JOBS.items()
+    # A service's replicas are more targets of its job: its error rate counts every replica's requests.
+    targets = {name: [config.port(name)] + [config.port(r) for r in config.REPLICAS.get(name, ())]
+               for name in ("edge-mcp", "rest-api", "worker")}
+    targets.update({job: [config.port(daemon)] for job, daemon in exporters.JOBS.items()
                     if job in exporters.running()})
     jobs = "".join(
-        f"  - job_name: {name}\n    static_configs:\n      - targets: ['127.0.0.1:{p}']\n"
-        for name, p in targets.items())
+        f"  - job_name: {name}\n    static_configs:\n      - targets: [{', '.join(repr(f'127.0.0.1:{p}') for p in ps)}]\n"
+        for name, ps in targets.items())
     path = config.STATE / "prometheus.yml"
     rules_changed = _write_rules()
     text = ("global:\n  scrape_interval: 5s\n  evaluation_interval: 5s\n"
@@ -113,7 +115,7 @@ def ensure(secrets: dict[str, str]) -> str:
     for c in _containers(client):
         if c.status == "restarting" or c.attrs["State"].get("Health", {}).get("Status") == "unhealthy":
             c.restart(timeout=10)
-    for name in ("edge-mcp", "rest-api", "worker", "redis", "prometheus"):
+    for name in (*config.APP_CONTAINERS, "redis", "prometheus"):
         # A port held by a process outside the project would make a container crash-loop: say so now.
         if name not in running and name in config.PORTS:
             procs.require_free(name)

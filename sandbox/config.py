@@ -21,6 +21,10 @@ COMPOSE_FILE = REPO / "sandbox" / "docker-compose.yml"
 COMPOSE_PROJECT = "developer-mesh"
 VERSIONS = ("v1.0.0", "v1.1.0")  # every app image is built at both; the sandbox runs the first
 SERVICES = ("edge-mcp", "rest-api", "worker")
+# The services behind the front door run two replicas: the second is a Compose service (and container) of its
+# own name on its own port. The worker is not behind the door and stays one.
+REPLICAS = {"edge-mcp": ("edge-mcp-2",), "rest-api": ("rest-api-2",)}
+APP_CONTAINERS = ("edge-mcp", "edge-mcp-2", "rest-api", "rest-api-2", "worker")
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,8 @@ PORTS = {
         Port("registry", "MESH_REGISTRY_PORT", 5000),
         Port("edge-mcp", "MESH_EDGE_PORT", 8080),
         Port("rest-api", "MESH_API_PORT", 8081),
+        Port("edge-mcp-2", "MESH_EDGE2_PORT", 8090),   # the second replicas (REPLICAS)
+        Port("rest-api-2", "MESH_API2_PORT", 8091),
         Port("worker", "MESH_WORKER_PORT", 8088),
         Port("prometheus", "MESH_PROM_PORT", 9090),
         # The exporters (sandbox/exporters.py) on Debian's default ports.

@@ -2,7 +2,8 @@
 8443), terminating TLS for the public hostnames by SNI and forwarding to the services' plain-HTTP ports (which
 stay, for the internal health checks).
 
-    mcp.sandbox.test -> edge-mcp (127.0.0.1:8080)      api.sandbox.test -> rest-api (127.0.0.1:8081)
+    mcp.sandbox.test -> edge-mcp   (servers edge-mcp-1 127.0.0.1:8080, edge-mcp-2 :8090)
+    api.sandbox.test -> rest-api   (servers rest-api-1 127.0.0.1:8081, rest-api-2 :8091)
 
 The names resolve nowhere: clients connect to 127.0.0.1:8443 and send the name as SNI and Host (curl
 --connect-to ::127.0.0.1:8443, or the suite's requests adapter in runbook/components/frontdoor.py); no
@@ -18,8 +19,8 @@ The names resolve nowhere: clients connect to 127.0.0.1:8443 and send the name a
     haproxy.cfg
 
 The access log is STATE/logs/frontdoor.log (HAProxy logs to stdout, which the daemon's log file receives).
-Each backend has one server now, health-checked every second; a second replica is one more `server` line in
-BACKENDS (the later issue's two replicas). The package's own unit is not used (it would need /etc/haproxy).
+Each backend has one server per replica (edge-mcp-1/-2, rest-api-1/-2: config.REPLICAS), health-checked every
+second; a deploy drains and replaces one at a time (runbook/procedures/deploy.py). The package's own unit is not used (it would need /etc/haproxy).
 """
 from __future__ import annotations
 
@@ -55,6 +56,18 @@ BACKENDS = {"mcp.sandbox.test": ("edge-mcp", "/health"), "api.sandbox.test": ("r
 
 def port() -> int:
     return config.port("frontdoor")
+
+
+def servers(backend: str) -> list[tuple[str, int]]:
+    """(server name, port) of each replica of a backend: BACKEND-1 is the Compose service of that name, BACKEND-2
+    its second replica (config.REPLICAS). The names are what the target's `server` keys say."""
+    replicas = [backend, *config.REPLICAS.get(backend, ())]
+    return [(f"{backend}-{i}", config.port(name)) for i, name in enumerate(replicas, 1)]
+
+
+def server_lines(backend: str) -> list[str]:
+    # Every replica health-checked alike (default-server), requests shared round robin.
+    return ["    balance roundrobin"] + [f"    server {name} 127.0.0.1:{p}" for name, p in servers(backend)]
 
 
 def config_text() -> str:
@@ -93,7 +106,7 @@ def config_text() -> str:
                   f"    option httpchk GET {health}",
                   "    http-check expect status 200",
                   "    default-server check inter 1s fall 2 rise 1",
-                  f"    server {backend}-1 127.0.0.1:{config.port(backend)}", ""]
+                  *server_lines(backend), ""]
     return "\n".join(lines)
 
 

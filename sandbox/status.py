@@ -33,7 +33,7 @@ def rows() -> list[tuple[str, str, str, str]]:
     if docker_ok:
         for c in engine.client().containers.list(all=True, filters={"label": f"com.docker.compose.project={config.COMPOSE_PROJECT}"}):
             containers[c.name] = c
-    for name in ("edge-mcp", "rest-api", "worker", "redis", "prometheus"):
+    for name in (*config.APP_CONTAINERS, "redis", "prometheus"):
         c = containers.get(name)
         if c is None:
             out.append((name, "container", "absent", "-"))
