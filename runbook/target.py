@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, Mapping
 from urllib.parse import urlsplit
@@ -140,12 +141,46 @@ class Endpoint(_Model):
     port: Port
 
 
+ServerName = _text("a front-door server as BACKEND/SERVER (HAProxy's names, as in `set server`)",
+                   rf"{_NAME}/{_NAME}")
+
+
+class Replica(_Model):
+    """One more instance of a service behind the front door: its own container (also its Compose service's name)
+    on its own URL, and its server in the proxy's backend. Deploys replace one instance at a time."""
+    container: Container
+    url: HttpUrl
+    server: ServerName
+
+
+@dataclass(frozen=True)
+class Instance:
+    """One running copy of a service: the service's own container, or one of its replicas."""
+    service: str           # the target's service name ([services.NAME])
+    name: str              # the Compose service (and, on the sandbox, the container) to recreate
+    container: str
+    url: str               # base URL (plain HTTP: the internal health checks)
+    health_url: str
+    server: str | None     # BACKEND/SERVER at the front door; None: not behind it
+
+
 class Service(_Model):
     url: HttpUrl
     health_path: UrlPath
     ready_path: UrlPath | None = None
     container: Container | None = None
+    # Behind the front door with replicas: this instance's server there, and the others (docs/zero-downtime.md)
+    server: ServerName | None = None
+    replicas: Annotated[tuple[Replica, ...], BeforeValidator(_tuple),
+                        Field(description="a list of tables {container, url, server}")] = ()
     _name: str = PrivateAttr("")  # the table's own name, [services.NAME]: set by Target, not a key of the table
+
+    @property
+    def instances(self) -> list[Instance]:
+        """The service's own container first, then its replicas: what a rolling deploy walks through."""
+        first = Instance(self.name, self.name, self.container or self.name, self.url, self.health_url, self.server)
+        return [first] + [Instance(self.name, r.container, r.container, r.url, r.url.rstrip("/") + self.health_path,
+                                   r.server) for r in self.replicas]
 
     @property
     def name(self) -> str:
@@ -427,6 +462,11 @@ class Target(_Model):
             if name not in self.services:
                 raise _rule(f"frontdoor.hostnames.{name}", f"one of the [services] ({', '.join(self.services)})",
                             name)
+        for name, service in self.services.items():
+            if service.replicas and not (service.server and self.frontdoor and name in self.frontdoor.hostnames):
+                raise _rule(f"services.{name}.server", "the service's own server at the front door (BACKEND/SERVER) "
+                            "and the service in [frontdoor] hostnames: replicas are deployed one at a time "
+                            "by taking each out of the proxy's pool", service.server)
         for name in self.incident.auth_probes:
             if name not in self.services:
                 raise _rule(f"incident.auth_probes.{name}", f"one of the [services] ({', '.join(self.services)})",

@@ -137,7 +137,7 @@ def test_renamed_thresholds_are_refused_with_the_new_name(tmp_path, old, new):
 
 @pytest.mark.parametrize("old,new,message", [
     ('[services.worker]\n', '[services.worker]\nname = "w"\n', "key 'services.worker.name': expected one of the known "
-                                                              "keys (url, health_path, ready_path, container)"),
+                                                              "keys (url, health_path, ready_path, container, server, replicas)"),
     ('protected = false\n', 'protected = false\nsource = "/etc"\n', "key 'source': expected one of the known keys"),
     ('api_keys = "mcp.api_keys"', 'apikeys = "mcp.api_keys"',
      "key 'schema.apikeys': expected one of the known keys (api_keys, contexts, context_items, embeddings, "
@@ -147,9 +147,9 @@ def test_renamed_thresholds_are_refused_with_the_new_name(tmp_path, old, new):
     ('key_expiry_days = 7', 'key_expiry_days = "1e999"', "key 'thresholds.key_expiry_days': expected a number of at "
                                                          "least 0, got '1e999'"),
     ('"${MESH_PG_PORT:-5432}"', '5432.0', "key 'postgres.primary.port': expected a port number"),
-    ('services = ["edge-mcp", "rest-api", "worker", "redis", "prometheus"]', 'services = "edge-mcp"',
+    ('services = ["edge-mcp", "edge-mcp-2", "rest-api", "rest-api-2", "worker", "redis", "prometheus"]', 'services = "edge-mcp"',
      "key 'compose.services': expected a non-empty list of names, got 'edge-mcp'"),
-    ('services = ["edge-mcp", "rest-api", "worker", "redis", "prometheus"]', 'services = []',
+    ('services = ["edge-mcp", "edge-mcp-2", "rest-api", "rest-api-2", "worker", "redis", "prometheus"]', 'services = []',
      "key 'compose.services': expected a non-empty list of names, got []"),
 ])
 def test_keys_that_the_file_does_not_own_and_other_edges(tmp_path, old, new, message):
