@@ -236,10 +236,18 @@ def health_checks(ctx: Ctx):
     rows, bad = [], []
     for service in environment.SERVICES:
         svc = ctx.target.services[service]
-        for path in filter(None, (svc.health_path, getattr(svc, "ready_path", None))):
-            obs = ctx.mesh.evidence.http(_health(ctx, service, path), f"recovery {service} {path}")
-            verdict, message = judge(service, obs, f"docker logs {ctx.state.containers.name(service)}")
-            rows.append((service, path, obs.status, verdict, message))
+        next_step = f"docker logs {ctx.state.containers.name(service)}"
+        obs = ctx.mesh.evidence.http(_health(ctx, service), f"recovery {service} {svc.health_path}")
+        verdict, message = judge(service, obs, next_step)
+        rows.append((service, svc.health_path, obs.status, verdict, message))
+        if verdict == "fail":
+            bad.append(message)
+        if svc.ready_path:   # readiness answers 200 or 503 with its own body ("ready"): the status is the verdict
+            obs = ctx.mesh.evidence.http(_health(ctx, service, svc.ready_path), f"recovery {service} {svc.ready_path}")
+            verdict = "pass" if obs.status == 200 else "fail"
+            message = (f"{service} ready (HTTP 200)" if verdict == "pass" else
+                       f"{service} readiness: {obs.describe()}, expected HTTP 200. Next step: {next_step}")
+            rows.append((service, svc.ready_path, obs.status, verdict, message))
             if verdict == "fail":
                 bad.append(message)
     ctx.mesh.evidence.table("recovery environment: health checks", ["service", "path", "HTTP", "verdict", "message"],
