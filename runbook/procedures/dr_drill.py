@@ -300,7 +300,8 @@ def measure(ctx: Ctx):
         "source": {"row_counts": st.source.row_counts, "migration": st.source.migration,
                    "versions": st.source.versions, "last_archived_wal": st.source.last_archived_wal,
                    "last_archived_age_seconds": wal_age},
-        "backed_up_versions": st.backed_up_versions})
+        "backed_up_versions": st.backed_up_versions,
+        "ports": {"postgres": st.pg.port, "redis": st.redis.port, **st.ports.services}})
     ctx.log("\n" + targets.text(found))
     return f"total RTO {st.rto['total']:.1f}s; {st.report_path}"
 
