@@ -17,6 +17,7 @@ class ProbeFigures:
     worst_ms: float = 0.0
     longest_gap_s: float = 0.0
     failures: list[str] = field(default_factory=list)   # first few, for the report
+    by_url: dict[str, list[int]] = field(default_factory=dict)   # url -> [sent, failed]
 
     @property
     def error_rate(self) -> float:
@@ -27,8 +28,16 @@ class ProbeFigures:
                 "worst_ms": round(self.worst_ms, 1), "longest_gap_s": round(self.longest_gap_s, 2),
                 "failures": self.failures[:10]}
 
+    def subset(self, urls: list[str]) -> dict:
+        """Sent and failed over some of the URLs (those through the front door, say)."""
+        sent = sum(self.by_url.get(u, [0, 0])[0] for u in urls)
+        failed = sum(self.by_url.get(u, [0, 0])[1] for u in urls)
+        return {"urls": list(urls), "sent": sent, "failed": failed}
+
 
 class Prober:
+    DEFAULT_SESSION = requests.Session
+
     def __init__(self, urls: list[str], interval: float = 0.1, timeout: float = 2.0, max_seconds: float = 900,
                  session=requests.Session):
         self.urls, self.interval, self.timeout, self.max_seconds = urls, interval, timeout, max_seconds
@@ -68,6 +77,9 @@ class Prober:
                 now = time.monotonic()
                 f = self.figures
                 f.sent += 1
+                counts = f.by_url.setdefault(url, [0, 0])
+                counts[0] += 1
+                counts[1] += not ok
                 f.worst_ms = max(f.worst_ms, (now - t0) * 1000)
                 if ok:
                     f.longest_gap_s = max(f.longest_gap_s, now - self._last_ok[url] - self.interval)

@@ -218,8 +218,9 @@ class FrontDoor(Component):
             raise AssertionError(f"the target {self.target.name!r} names no [frontdoor] master_socket")
         return self.admin(command, self.conf.master_socket)
 
-    def servers(self) -> list[dict]:
-        """Every backend server as `show stat` has it: backend, server, status (UP, DOWN, DRAIN, MAINT), check."""
+    def servers(self, record: bool = True) -> list[dict]:
+        """Every backend server as `show stat` has it: backend, server, status (UP, DOWN, DRAIN, MAINT), check,
+        current sessions. record=False: a poll (a deploy waiting for a drain) keeps the evidence to one table."""
         lines = self.admin("show stat").splitlines()
         if not lines or not lines[0].startswith("# "):
             raise AssertionError(f"HAProxy's show stat said: {' '.join(lines)[:200] or 'nothing'}")
@@ -228,13 +229,18 @@ class FrontDoor(Component):
         out = [{"backend": r["pxname"], "server": r["svname"], "status": r.get("status", ""),
                 "check": r.get("check_status", ""), "sessions": r.get("scur", "")}
                for r in rows if r.get("svname") not in ("FRONTEND", "BACKEND")]
-        self.evidence.table("front door servers (show stat)", ["backend", "server", "status", "check", "sessions"],
-                            [list(s.values()) for s in out])
+        if record:
+            self.evidence.table("front door servers (show stat)", ["backend", "server", "status", "check",
+                                                                  "sessions"], [list(s.values()) for s in out])
         return out
 
     def set_server(self, backend: str, server: str, state: str) -> str:
-        """ready | drain | maint: the way a replica leaves the pool and comes back."""
-        return self.admin(f"set server {backend}/{server} state {state}").strip()
+        """ready | drain | maint: the way a replica leaves the pool and comes back. HAProxy answers nothing when
+        it did it, and says why not otherwise ("No such server.")."""
+        out = self.admin(f"set server {backend}/{server} state {state}").strip()
+        if out:
+            raise AssertionError(f"HAProxy refused `set server {backend}/{server} state {state}`: {out[:200]}")
+        return out
 
     def reload(self) -> str:
         """The master CLI's `reload`: the new worker takes over the listening sockets (no refused connection);

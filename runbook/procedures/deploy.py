@@ -4,7 +4,9 @@ that exists (Docker Compose on one host, images pulled by version): `pytest proc
 
 Differences from the runbook: its Version Update stops everything (`down`, then `up`): a full outage; its
 Zero-Downtime Deployment uses kubectl. Here: one service at a time in the runbook's order (rest-api,
-edge-mcp, worker), each waited on until healthy and reporting the new version; a prober measures the
+edge-mcp, worker), each waited on until healthy and reporting the new version; a service with replicas behind
+the front door one replica at a time, out of the proxy's pool while it is replaced (runbook/deploy/replicas.py);
+a prober (through the front door, and the internal health endpoints of services not behind it) measures the
 downtime instead of claiming none; a service that does not become healthy rolls every updated service back."""
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from .. import audit, images
+from ..deploy import replicas
 from ..probes import http, registry
 from ..procedure import Context, Procedure, Step, param
 from ..prober import Prober
@@ -45,6 +48,7 @@ class DeployState:
     previous: dict[str, dict] = field(default_factory=dict)   # service -> {image, version} before the deploy
     warnings: list[str] = field(default_factory=list)
     prober: Prober | None = None
+    door_urls: list[str] = field(default_factory=list)   # the prober's URLs that go through the front door
     figures: dict = field(default_factory=dict)
 
 
@@ -69,9 +73,11 @@ def image_ref(target, service: str, version: str) -> str:
 
 
 def _current(ctx: Ctx) -> dict[str, dict]:
+    """Compose service -> what it runs: each service, and each of its replicas (a replica goes back to its own)."""
     states = {s.service: s for s in ctx.mesh.compose.services()}
-    return {svc: {"image": states[svc].image, "version": states[svc].image.rpartition(":")[2]}
-            for svc in ctx.state.services if svc in states}
+    names = [i.name for svc in ctx.state.services for i in ctx.target.services[svc].instances]
+    return {name: {"image": states[name].image, "version": states[name].image.rpartition(":")[2]}
+            for name in names if name in states}
 
 
 def record(entry: dict) -> None:
@@ -125,14 +131,17 @@ def _pull(mesh, ref: str, problems: list) -> bool:
         return False
 
 
-def wait_healthy(ctx: Ctx, svc: str, version: str, deadline: float = HEALTH_DEADLINE):
+def wait_healthy(ctx: Ctx, svc: str, version: str, deadline: float = HEALTH_DEADLINE, instance=None):
+    """The service's container (or one replica's, `instance`) running healthy and its own health endpoint
+    reporting `version`."""
     mesh = ctx.mesh
-    url = mesh.http.service_url(svc)
+    url = instance.health_url if instance else mesh.http.service_url(svc)
+    name = instance.name if instance else svc
 
     def ready():
-        s = mesh.compose.state(svc)
+        s = mesh.compose.state(name)
         if s is None or s.status != "running" or s.health not in (None, "healthy"):
-            raise RuntimeError(f"container {svc}: {s.status if s else 'absent'}/{s.health if s else '-'}"
+            raise RuntimeError(f"container {name}: {s.status if s else 'absent'}/{s.health if s else '-'}"
                                + (f" ({s.health_log})" if s and s.health_log else ""))
         obs = http.get(url, mesh.timeout)
         body = obs.body if isinstance(obs.body, dict) else {}
@@ -141,7 +150,7 @@ def wait_healthy(ctx: Ctx, svc: str, version: str, deadline: float = HEALTH_DEAD
         if body.get("version") not in (None, version):
             raise RuntimeError(f"reports version {body.get('version')!r}")
         return True
-    return eventually(ready, timeout=deadline, interval=0.5, description=f"{svc} healthy at {version}")
+    return eventually(ready, timeout=deadline, interval=0.5, description=f"{name} healthy at {version}")
 
 
 def _update(svc: str):
@@ -161,6 +170,32 @@ def _update(svc: str):
     return do
 
 
+def _replace(svc: str, inst):
+    """One replica behind the front door: drained, replaced, readmitted (runbook/deploy/replicas.py)."""
+    def do(ctx: Ctx):
+        st = ctx.state
+        try:
+            detail = replicas.replace(ctx, inst, st.version, ctx.target.services[svc].instances,
+                                      lambda i, v: wait_healthy(ctx, svc, v, st.health_deadline, i))
+        except Exception:
+            _revert_instance(svc, inst)(ctx)   # this replica is half-done: back, and back in the pool, first
+            raise
+        figures = st.prober.figures
+        if figures.error_rate > st.max_error_rate and figures.sent >= 20:
+            _revert_instance(svc, inst)(ctx)
+            raise RuntimeError(f"prober error rate {figures.error_rate:.1%} crossed {st.max_error_rate:.1%}")
+        return detail
+    return do
+
+
+def _revert_instance(svc: str, inst):
+    def undo(ctx: Ctx):
+        previous = (ctx.state.previous.get(inst.name) or ctx.state.previous[svc])["version"]
+        replicas.replace(ctx, inst, previous, ctx.target.services[svc].instances,
+                         lambda i, v: wait_healthy(ctx, svc, v, HEALTH_DEADLINE, i))
+    return undo
+
+
 def revert(svc: str):
     def undo(ctx: Ctx):
         previous = ctx.state.previous[svc]["version"]
@@ -169,16 +204,31 @@ def revert(svc: str):
     return undo
 
 
+def probe_urls(target, door) -> tuple[list[str], list[str]]:
+    """(through the front door, internal): each service's health path at its public name, as a user reaches it;
+    the internal health endpoint of each service not behind the door (the worker)."""
+    public = dict(target.frontdoor.hostnames) if target.frontdoor else {}
+    through = [door.url(public[s], target.services[s].health_path) for s in target.services if s in public]
+    internal = [target.services[s].health_url for s in target.services if s not in public]
+    return through, internal
+
+
 def start_prober(ctx: Ctx):
-    urls = [ctx.mesh.http.service_url(s) for s in ctx.target.services]
-    ctx.state.prober = Prober(urls, interval=0.1, timeout=2.0).__enter__()
-    return f"probing {len(urls)} endpoints every 100 ms"
+    door = ctx.mesh.frontdoor if ctx.target.frontdoor else None
+    through, internal = probe_urls(ctx.target, door)
+    ctx.state.door_urls = through
+    session = door.session if door else Prober.DEFAULT_SESSION
+    ctx.state.prober = Prober(through + internal, interval=0.1, timeout=2.0, session=session).__enter__()
+    return (f"probing every 100 ms: {len(through)} through the front door, {len(internal)} internal endpoints")
 
 
 def stop_prober(ctx: Ctx):
     prober, ctx.state.prober = ctx.state.prober, None
     if prober:
-        ctx.state.figures = prober.stop().as_dict()
+        figures = prober.stop()
+        ctx.state.figures = {**figures.as_dict(), "front_door": figures.subset(ctx.state.door_urls),
+                             "internal": figures.subset([u for u in figures.by_url
+                                                         if u not in ctx.state.door_urls])}
 
 
 def rolled_back(ctx: Ctx):
@@ -206,11 +256,19 @@ def procedure(target, version: str | None, service: str | None = None, no_backup
     state = DeployState(version=version, services=services, no_backup_check=no_backup_check,
                         health_deadline=health_deadline, max_error_rate=target.thresholds.deploy_error_rate_max)
     steps = [Step("preflight: pull, verify images, recent backup, record current versions", preflight),
-             Step("start the prober (health endpoints every 100 ms)", start_prober, rolled_back,
+             Step("start the prober (health through the front door, internal endpoints, every 100 ms)",
+                  start_prober, rolled_back,
                   "stop the prober, record the deploy as rolled back")]
-    steps += [Step(f"update {svc} to {version}, wait until healthy and reporting {version}", _update(svc),
-                   revert(svc), f"put {svc} back on its previous version and wait until healthy")
-              for svc in services]
+    for svc in services:
+        if replicas.rolling(target, svc):
+            steps += [Step(f"update {svc} replica {i.name} to {version}: drain {i.server} at the front door, replace, "
+                           f"wait until healthy and up in the proxy's check, ready", _replace(svc, i),
+                           _revert_instance(svc, i), f"drain {i.server}, put {i.name} back on its previous version, "
+                                                     "ready again")
+                      for i in target.services[svc].instances]
+        else:
+            steps.append(Step(f"update {svc} to {version}, wait until healthy and reporting {version}", _update(svc),
+                              revert(svc), f"put {svc} back on its previous version and wait until healthy"))
     steps.append(Step("stop the prober, pin IMAGE_TAG, record the deployment", finish))
     return Procedure(name, steps), state
 
