@@ -55,9 +55,10 @@ def leftovers() -> list[str]:
 
 
 @contextmanager
-def backup_with_corrupt_rdb():
-    """A copy of the latest backup under BROKEN_ID whose redis.rdb is garbage after a valid header, with a
-    manifest that matches it: the download checks pass, Redis refuses to load it. Deleted afterwards."""
+def broken_backup(change):
+    """A copy of the latest backup's RDB, configuration and image list under BROKEN_ID, each passed through
+    change(name, data), with a manifest that matches the result (a backup written broken, not damaged after:
+    the download checks pass). Deleted afterwards."""
     m = mesh()
     s3, latest = m.s3, m.s3.latest_backup()
     assert latest is not None, "no backup in the sandbox's bucket: sandbox/up takes the first one"
@@ -67,16 +68,36 @@ def backup_with_corrupt_rdb():
     arts = []
     try:
         for art in manifest["artefacts"]:
-            if art["name"] not in ("redis.rdb", "config.tar.gz", "images.json"):
-                continue
-            data = b"REDIS0011" + os.urandom(4096) if art["name"] == "redis.rdb" else \
-                s3.open(art["key"]).read()
-            arts.append(s3.upload_stream(prefix + art["name"], art["name"], io.BytesIO(data)).as_dict())
+            if art["name"] in ("redis.rdb", "config.tar.gz", "images.json"):
+                data = change(art["name"], s3.open(art["key"]).read())
+                arts.append(s3.upload_stream(prefix + art["name"], art["name"], io.BytesIO(data)).as_dict())
         s3.put_json(prefix + backups.MANIFEST, {**manifest, "id": BROKEN_ID, "artefacts": arts,
-                                                "note": "tests/faults_drill.py: redis.rdb corrupt on purpose"})
+                                                "note": "tests/faults_drill.py: broken on purpose"})
         yield BROKEN_ID
     finally:
         s3.delete_prefix(prefix)
+
+
+def backup_with_corrupt_rdb():
+    """redis.rdb is garbage after a valid header: Redis refuses to load it."""
+    return broken_backup(lambda name, data: b"REDIS0011" + os.urandom(4096) if name == "redis.rdb" else data)
+
+
+ABSENT_TAG = "v0.0.0-pruned"
+
+
+def backup_naming_an_absent_image():
+    """images.json names rest-api at a tag the registry does not hold (pruned by a retention policy, say)."""
+    def change(name, data):
+        if name != "images.json":
+            return data
+        entries = json.loads(data)
+        for e in entries:
+            if e.get("service") == "rest-api":
+                e["image"] = e["image"].rpartition(":")[0] + ":" + ABSENT_TAG
+                e["version"] = ABSENT_TAG
+        return json.dumps(entries).encode()
+    return broken_backup(change)
 
 
 def report_json(directory: Path) -> dict:

@@ -47,3 +47,14 @@ def test_dr_drill_failing_half_way_is_torn_down(healthy, tmp_path):
     assert not list(tmp_path.glob("dr-drill-*.json"))
     assert set(fd.leftovers()) <= traces, fd.leftovers()
     assert fd.deployment_fingerprint() == before
+
+
+def test_dr_drill_refuses_an_image_the_registry_lacks(healthy, tmp_path):
+    """Before any instance is started: the version to recover is named, with the registry that lacks it."""
+    traces = set(fd.leftovers())
+    with fd.backup_naming_an_absent_image() as broken:
+        run = run_suite(DRILL + [f"--backup={broken}"], tmp_path, timeout=300)
+    message = run.failed("test_dr_drill")
+    assert f"developer-mesh-rest-api:{fd.ABSENT_TAG}" in message and "does not exist in registry" in message, message
+    assert "step 4 (pull the backup's image versions" in message and "Next step:" in message, message
+    assert set(fd.leftovers()) <= traces, fd.leftovers()
