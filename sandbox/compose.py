@@ -15,6 +15,8 @@ def env(secrets: dict[str, str], image_tag: str | None = None) -> dict[str, str]
     values = {"COMPOSE_PROJECT_NAME": config.COMPOSE_PROJECT, "MESH_REGISTRY": config.registry(),
               "MESH_SANDBOX_STATE": str(config.STATE)}
     values.update({p.env: str(p.value) for p in config.PORTS.values()})
+    from . import postgres   # the services' DATABASE_PORT: the server that is primary now (docs/failover.md)
+    values["MESH_PG_PORT"] = str(postgres.primary_port())
     values.update({k: v for k, v in secrets.items() if k in ("MESH_PG_PASSWORD", "MESH_REDIS_PASSWORD")})
     if image_tag:
         values["IMAGE_TAG"] = image_tag

@@ -26,7 +26,9 @@ ARCHIVE_TIMEOUT = 60  # seconds: a segment is switched and archived at least thi
 
 
 def archive_command() -> str:
-    return f"pgbackrest --config={CONF} --stanza={STANZA} archive-push %p"
+    # --pg1-path="$PWD": the archiver runs in its own data directory, and %p is relative to it; whichever
+    # node is primary (after a switchover, standby/) pushes its own WAL, not pg1-path's (docs/failover.md)
+    return f'pgbackrest --config={CONF} --stanza={STANZA} --pg1-path="$PWD" archive-push %p'
 
 
 def conf_text(secrets: dict[str, str]) -> str:
@@ -59,6 +61,11 @@ pg1-path={postgres.PRIMARY}
 pg1-port={config.port('postgres-primary')}
 pg1-socket-path={postgres.SOCKETS}
 pg1-user=postgres
+# both nodes: backup and check find the one that is primary now (after a switchover, pg2)
+pg2-path={postgres.STANDBY}
+pg2-port={config.port('postgres-standby')}
+pg2-socket-path={postgres.SOCKETS}
+pg2-user=postgres
 """
 
 
@@ -120,7 +127,7 @@ def _configure_primary(secrets) -> str:
 
 
 def restart_primary(secrets) -> None:
-    postgres._as_postgres([str(postgres.BIN / "pg_ctl"), "-D", str(postgres.PRIMARY), "-m", "fast", "-w",
+    postgres._as_postgres([str(postgres.BIN / "pg_ctl"), "-D", str(postgres.primary_dir()), "-m", "fast", "-w",
                            "-t", "60", "restart", "-l", str(config.LOGS / "postgres-primary.log")], timeout=120)
     postgres._wait_streaming(secrets, timeout=90)
 

@@ -41,10 +41,29 @@ def _start(datadir: Path, port: int, name: str) -> str:
     return "started"
 
 
+def swapped() -> bool:
+    """A switchover or failover left the roles swapped (docs/failover.md): the primary/ directory holds the
+    standby (standby.signal) and standby/ the primary. Kept as it is: `up` works with the roles it finds
+    (and says so); `pytest procedures -m switchover` puts them back."""
+    return (ROOT / ".standby").exists() and (PRIMARY / "standby.signal").exists() and \
+        not (STANDBY / "standby.signal").exists()
+
+
+def primary_port() -> int:
+    """The port of the server that is primary now (the services' DATABASE_PORT, MESH_PG_PORT in compose.env)."""
+    return config.port("postgres-standby" if swapped() else "postgres-primary")
+
+
+def primary_dir() -> Path:
+    return STANDBY if swapped() else PRIMARY
+
+
 def connect(secrets, port_name: str = "postgres-primary", admin: bool = True, dbname: str = "mcp"):
+    """port_name "postgres-primary" means the server that is primary now (swapped() follows the roles)."""
     user, pw = ("mesh_admin", secrets["MESH_PG_ADMIN_PASSWORD"]) if admin else \
         ("mcp_user", secrets["MESH_PG_PASSWORD"])
-    return psycopg.connect(host="127.0.0.1", port=config.port(port_name), dbname=dbname, user=user,
+    port = primary_port() if port_name == "postgres-primary" else config.port(port_name)
+    return psycopg.connect(host="127.0.0.1", port=port, dbname=dbname, user=user,
                            password=pw, connect_timeout=5, autocommit=True)
 
 
@@ -123,6 +142,13 @@ def ensure(secrets) -> str:
         _init_primary(secrets)
         (ROOT / ".initialised").touch()
     checksums = _ensure_checksums()
+    if swapped():   # a switchover/failover left them so: both started, the primary (standby/) first
+        state = _start(STANDBY, config.port("postgres-standby"), "postgres-standby")
+        standby = _start(PRIMARY, config.port("postgres-primary"), "postgres-primary")
+        contexts = _schema_and_seed(secrets)
+        _wait_streaming(secrets)
+        return (f"ROLES SWAPPED (kept; docs/failover.md): primary on :{primary_port()} ({STANDBY}) {state}, standby "
+                f"on :{config.port('postgres-primary')} {standby}, {contexts} contexts")
     state = _start(PRIMARY, config.port("postgres-primary"), "postgres-primary")
     contexts = _schema_and_seed(secrets)
     if not (STANDBY / "standby.signal").exists() or not (ROOT / ".standby").exists():

@@ -2,9 +2,11 @@
 
 Every connection carries a connect deadline and a statement_timeout; a server that does not answer, or
 refuses our credentials, is an `Unreachable` failure naming the endpoint and the next step. Roles are
-discovered, not assumed: `roles()` asks each endpoint pg_is_in_recovery(). When both say false (a standby
-promoted while the primary still runs), every connection is refused with "two primaries: ...": each check
-that touches PostgreSQL says so first, instead of failing on what a split brain answers."""
+discovered, not assumed: `roles()` asks each endpoint pg_is_in_recovery(), and "primary" / "standby" mean the
+endpoint that IS primary / standby now: after a failover (the target's standby promoted, its primary a
+standby or down) they swap, so the checks need no edit of the target file (docs/failover.md). When both say
+false (a standby promoted while the primary still runs), every connection is refused with "two primaries: ...":
+each check that touches PostgreSQL says so first, instead of failing on what a split brain answers."""
 from __future__ import annotations
 
 import time
@@ -19,10 +21,11 @@ from . import Component, first_line
 
 WHICH = ("primary", "standby")
 
-# Two primaries (both endpoints out of recovery) is asked once per process and target, then remembered this
-# long: a daily run opens dozens of connections, and a split brain must still be seen within seconds.
+# The roles (who is primary now; two primaries) are asked once per process and target, then remembered this
+# long: a daily run opens dozens of connections, and a split brain or a failover must still be seen within
+# seconds. A procedure that changes the roles calls forget_roles().
 FENCE_CACHE_SECONDS = 10.0
-_fence_cache: dict[tuple, tuple[float, str | None]] = {}
+_roles_cache: dict[tuple, tuple[float, dict[str, str]]] = {}
 
 
 def query(conn: psycopg.Connection, sql: str, params: tuple | dict | None = None) -> QueryResult:
@@ -38,7 +41,8 @@ class Postgres(Component):
     Error = psycopg.Error                       # for callers that must tell "it failed" from a bug
     QueryCanceled = psycopg.errors.QueryCanceled
 
-    def endpoint(self, which: str = "primary"):
+    def configured(self, which: str = "primary"):
+        """The endpoint the target FILE calls `which` (what it was when the file was written)."""
         if which not in WHICH:
             raise ValueError(f"PostgreSQL endpoint must be one of {WHICH}, not {which!r}")
         pg = self.target.postgres
@@ -46,6 +50,38 @@ class Postgres(Component):
         if endpoint is None:
             raise AssertionError(f"the target {self.target.name!r} has no PostgreSQL {which}")
         return endpoint
+
+    def endpoint(self, which: str = "primary"):
+        """The endpoint that is `which` NOW: the configured ones swapped when the target's standby is the
+        primary and its primary is not (a failover or switchover happened); as configured otherwise (both
+        up as configured, one down before a promotion, two primaries: refused elsewhere)."""
+        self.configured(which)
+        if self.swapped():
+            which = "standby" if which == "primary" else "primary"
+        return self.configured(which)
+
+    def swapped(self) -> bool:
+        if self.target.postgres.standby is None:
+            return False
+        roles = self.current_roles()
+        return roles.get("standby") == "primary" and roles.get("primary") != "primary"
+
+    def _key(self) -> tuple:
+        pg = self.target.postgres
+        return (self.target.name, self._addr(pg.primary), self._addr(pg.standby), pg.database, pg.user)
+
+    def current_roles(self, fresh: bool = False) -> dict[str, str]:
+        """The roles of the configured endpoints ({'primary': 'standby', 'standby': 'primary'} after a
+        failover), remembered FENCE_CACHE_SECONDS unless `fresh`."""
+        key, now = self._key(), time.monotonic()
+        cached = _roles_cache.get(key)
+        if fresh or cached is None or now - cached[0] > FENCE_CACHE_SECONDS:
+            cached = _roles_cache[key] = (now, self._discover())
+        return cached[1]
+
+    def forget_roles(self) -> None:
+        """After a promotion: the next connection asks the servers again."""
+        _roles_cache.pop(self._key(), None)
 
     def password(self) -> str | None:
         return self.target.secret(self.target.postgres.password_env)
@@ -78,7 +114,12 @@ class Postgres(Component):
 
     def _open(self, which: str = "primary", autocommit: bool = True, statement_timeout: float | None = None,
               application_name: str = "mesh-runbook", connect_timeout: float | None = None) -> psycopg.Connection:
-        pg, endpoint = self.target.postgres, self.endpoint(which)
+        return self._connect_to(self.endpoint(which), which, autocommit, statement_timeout, application_name,
+                                connect_timeout)
+
+    def _connect_to(self, endpoint, which: str, autocommit: bool = True, statement_timeout: float | None = None,
+                    application_name: str = "mesh-runbook", connect_timeout: float | None = None):
+        pg = self.target.postgres
         timeout_ms = int((self.timeout if statement_timeout is None else statement_timeout) * 1000)
         deadline = connect_timeout or self.timeout
         try:
@@ -119,9 +160,9 @@ class Postgres(Component):
     def roles(self) -> dict[str, str]:
         """What each configured endpoint is now: 'primary', 'standby', or 'down: <why>'. Asked, not assumed:
         after a failover the endpoint the target calls standby is the primary."""
-        roles = self._discover()
-        self.evidence.table("PostgreSQL roles (pg_is_in_recovery)", ["endpoint", "address", "role"],
-                            [(w, self.address(w), r) for w, r in roles.items()])
+        roles = self.current_roles(fresh=True)
+        self.evidence.table("PostgreSQL roles (pg_is_in_recovery)", ["the target file calls it", "address", "is now"],
+                            [(w, self._addr(self.configured(w)), r) for w, r in roles.items()])
         return roles
 
     def _discover(self) -> dict[str, str]:
@@ -129,12 +170,13 @@ class Postgres(Component):
         for which in WHICH:
             if which == "standby" and self.target.postgres.standby is None:
                 continue
-            key = f"postgres:{which}"
-            try:  # _open, not open: the guard against two primaries is built on this
+            # keyed by address, not role: a dead old primary must not trip "postgres:primary" for the new one
+            key = f"postgres@{self._addr(self.configured(which))}"
+            try:  # _connect_to, not open: the guard against two primaries is built on this
                 if self.breaker is not None:   # an endpoint that missed its deadline is not waited for twice
                     self.breaker.check(key)
                 try:
-                    conn = self._open(which)
+                    conn = self._connect_to(self.configured(which), f"configured {which}")
                 except Unreachable as exc:
                     if self.breaker is not None:
                         self.breaker.trip(key, str(exc))
@@ -148,15 +190,19 @@ class Postgres(Component):
                 roles[which] = f"down: {first_line(exc)[:160]}"
         return roles
 
+    @staticmethod
+    def _addr(endpoint) -> str:
+        return f"{endpoint.host}:{endpoint.port}" if endpoint is not None else "-"
+
     def address(self, which: str) -> str:
-        endpoint = self.endpoint(which)
-        return f"{endpoint.host}:{endpoint.port}"
+        """host:port of the endpoint that is `which` now."""
+        return self._addr(self.endpoint(which))
 
     def two_primaries(self, roles: dict[str, str]) -> str | None:
         """The split-brain message when both endpoints answer as primary, else None."""
         if roles.get("primary") != "primary" or roles.get("standby") != "primary":
             return None
-        first, second = self.address("primary"), self.address("standby")
+        first, second = self._addr(self.configured("primary")), self._addr(self.configured("standby"))
         return (f"two primaries: {first} and {second} both accept writes; fence one now. Measured: "
                 f"pg_is_in_recovery() is false on both; expected: true on {second}, the target's standby. "
                 f"Next step: stop the writers of the one that must not be primary (or stop that server), keep "
@@ -166,16 +212,11 @@ class Postgres(Component):
     def refuse_two_primaries(self) -> None:
         """Raise AssertionError("two primaries: ...") when both endpoints accept writes. Asked once per
         process and target, remembered FENCE_CACHE_SECONDS; a target without a standby is never asked."""
-        pg = self.target.postgres
-        if pg.standby is None:
+        if self.target.postgres.standby is None:
             return
-        key = (self.target.name, self.address("primary"), self.address("standby"), pg.database, pg.user)
-        now = time.monotonic()
-        cached = _fence_cache.get(key)
-        if cached is None or now - cached[0] > FENCE_CACHE_SECONDS:
-            cached = _fence_cache[key] = (now, self.two_primaries(self._discover()))
-        if cached[1]:
-            raise AssertionError(cached[1])
+        message = self.two_primaries(self.current_roles())
+        if message:
+            raise AssertionError(message)
 
     def client_env(self, which: str = "primary", lock_timeout: str | None = None) -> dict:
         """Environment for libpq client tools (pg_dump, pg_restore, psql) against an endpoint: the password

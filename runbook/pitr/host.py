@@ -41,17 +41,39 @@ class Host:
     def sql(self, query: str, timeout: float = 60) -> str:
         """Administrative SQL on the primary as the OS user over its socket (the target's role is no superuser:
         pg_switch_wal, pg_promote, ALTER SYSTEM, replication slots need one)."""
-        port = str(self.target.postgres.primary.port)
+        return self.admin_sql("primary", query, timeout)
+
+    def admin_sql(self, which: str, query: str, timeout: float = 60) -> str:
+        port = str(self.port(which))
         return self.as_user(["psql", "-h", self.cfg.socket_dir, "-p", port, "-d", "postgres", "-XAtq",
-                             "-v", "ON_ERROR_STOP=1", "-c", query], timeout, "psql (admin)").stdout.strip()
+                             "-v", "ON_ERROR_STOP=1", "-c", query], timeout, f"psql (admin, {which})").stdout.strip()
 
     # -- the servers
     def _log(self, which: str) -> str:
-        given = self.cfg.primary_log if which == "primary" else self.cfg.standby_log
+        given = self.cfg.primary_log if self._as_configured(which) == "primary" else self.cfg.standby_log
         return given or str(Path(self.data(which)).parent / f"{which}.log")
 
+    def swapped(self) -> bool:
+        """The roles follow the servers, not the file (docs/failover.md): after a failover or switchover the
+        target's primary_data holds a standby (standby.signal) and standby_data none. Read from the data
+        directories, so it holds for servers that are stopped too."""
+        if not self.cfg.standby_data:
+            return False
+        return (Path(self.cfg.primary_data) / "standby.signal").exists() and \
+            not (Path(self.cfg.standby_data) / "standby.signal").exists()
+
+    def _as_configured(self, which: str) -> str:
+        if self.swapped():
+            return "standby" if which == "primary" else "primary"
+        return which
+
     def data(self, which: str) -> str:
-        return self.cfg.primary_data if which == "primary" else self.cfg.standby_data
+        """The data directory of the server that is `which` now."""
+        return self.cfg.primary_data if self._as_configured(which) == "primary" else self.cfg.standby_data
+
+    def port(self, which: str) -> int:
+        pg = self.target.postgres
+        return (pg.primary if self._as_configured(which) == "primary" else pg.standby).port
 
     def running(self, which: str) -> bool:
         return self.as_user([f"{self.cfg.pg_bin}/pg_ctl", "-D", self.data(which), "status"], 30,
@@ -95,12 +117,12 @@ class Host:
     def restore(self, label: str, to_time: str) -> float:
         t0 = time.monotonic()
         self.pgbackrest("restore", f"--set={label}", "--type=time", f"--target={to_time}", "--target-action=promote",
-                        f"--pg1-path={self.cfg.primary_data}", timeout=RESTORE_TIMEOUT)
+                        f"--pg1-path={self.data('primary')}", timeout=RESTORE_TIMEOUT)
         return time.monotonic() - t0
 
     def rebuild_standby(self, primary_port: int, standby_port: int, password: str | None) -> float:
         t0 = time.monotonic()
-        path = self.cfg.standby_data
+        path = self.data("standby")
         if Path(path).exists():
             shutil.rmtree(path)
         self.empty_dir(path)
