@@ -13,6 +13,20 @@ def pytest_generate_tests(metafunc):
         metafunc.parametrize("host_name", sorted(target.hosts) or ["(no hosts in target)"])
     if "service" in metafunc.fixturenames:
         metafunc.parametrize("service", list(target.services) or ["(no services in target)"])
+    if "replica" in metafunc.fixturenames:   # every replica beyond a service's own container ([services] replicas)
+        names = [i.name for s in target.services.values() for i in s.instances[1:]]
+        metafunc.parametrize("replica", names or [NO_REPLICAS])
+
+
+NO_REPLICAS = "(no replicas in target)"
+
+
+@pytest.fixture
+def replica_instance(target, replica):
+    """The replica's Instance (runbook/target.py): its container, its own health URL, its server at the door."""
+    if replica == NO_REPLICAS:
+        pytest.skip(f"no replicas: {target.source} declares none ([services.NAME] replicas)")
+    return next(i for s in target.services.values() for i in s.instances[1:] if i.name == replica)
 
 
 @pytest.fixture

@@ -45,6 +45,22 @@ def test_version_reported_and_labelled(mesh, service, request, target):
         "pytest procedures -m rollback if it cannot be finished")
 
 
+def test_replica_healthy_on_version(mesh, replica_instance, request):
+    """Each replica of a service healthy and on the expected version too: a deploy that stopped between two
+    replicas leaves the door serving two releases at once."""
+    inst, expected = replica_instance, request.config.getoption("--expect-version")
+    obs = mesh.http.get_url(inst.health_url, f"{inst.name} (replica of {inst.service})")
+    verdict, message = health.judge(inst.name, obs, "roll back: pytest procedures -m rollback")
+    assert verdict == "pass", message
+    reported = obs.body.get("version") if isinstance(obs.body, dict) else None
+    label = next((s.version for s in mesh.compose.services() if s.container == inst.container), None)
+    mesh.evidence.measure(f"{inst.name} version", f"reports {reported!r}, image label {label!r}", "", expected)
+    assert reported == (expected or label) and label == (expected or label), (
+        f"{inst.name} (replica of {inst.service}): reports version {reported!r}, image label {label!r}, expected "
+        f"{expected or label!r}. Next step: the deploy stopped between replicas: pytest procedures -m deploy "
+        "again, or -m rollback")
+
+
 def test_smoke_create_and_read_context(mesh, thresholds):
     """Smoke: POST /api/v1/contexts answers 201 within the p95 budget, and each context reads back."""
     headers = mesh.http.api_headers()

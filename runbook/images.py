@@ -59,9 +59,9 @@ def verify(docker_client, ref: str, timeout: float, running_image_id: str | None
 
 
 def releases(mesh, target) -> dict[str, str]:
-    """Service -> the release its running container carries (org.opencontainers.image.version; the runbook's
+    """Service (and replica) -> the release its running container carries (org.opencontainers.image.version; the runbook's
     `version` label does not exist), for the target's services found in its Compose project. Empty: none
     found, which the caller must say (never "one release")."""
-    containers = {svc.container or name: name for name, svc in target.services.items()}
+    containers = {i.container: i.name for svc in target.services.values() for i in svc.instances}   # replicas too
     return {containers[s.container]: s.version or f"unlabelled {s.image}"
             for s in mesh.compose.services() if s.container in containers}

@@ -13,6 +13,8 @@ new container cannot listen before the old one stops; the second replica is what
 (docs/zero-downtime.md)."""
 from __future__ import annotations
 
+import time
+
 from ..target import Instance
 from ..wait import eventually
 
@@ -81,3 +83,26 @@ def replace(ctx, inst: Instance, version: str, instances: list[Instance], wait_h
     door.set_server(*inst.server.split("/", 1), "ready")
     return (f"{inst.server}: drained in {drained.elapsed:.1f}s while {', '.join(others)} served, healthy at "
             f"{version} after {healthy.elapsed:.1f}s, up in the proxy's check after {checked.elapsed:.1f}s, ready")
+
+
+SETTLE_SECONDS = 2.0   # a readmitted replica is watched this long: two of the proxy's checks (inter 1s, fall 2)
+
+
+def settle(door, inst: Instance, prober, urls: list[str], seconds: float = SETTLE_SECONDS) -> tuple[int, int]:
+    """Watch a readmitted replica: it must stay UP in the proxy's check, and the prober's requests to `urls` (the
+    service's public name) over these seconds are returned (sent, failed) for the error-rate gate. A release that
+    passes its own health endpoint now and then but fails users is caught here, with the other replica still on
+    the old version."""
+    def counts() -> tuple[int, int]:
+        pairs = [prober.figures.by_url.get(u, [0, 0]) for u in urls]
+        return sum(p[0] for p in pairs), sum(p[1] for p in pairs)
+    sent0, failed0 = counts()
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        row = _row(door, inst.server)
+        if row["status"] != "UP":
+            raise RuntimeError(f"{inst.server} went {row['status']} in the proxy's health check (check "
+                               f"{row['check'] or 'none'}) within {seconds:g}s of being readmitted")
+        time.sleep(0.2)
+    sent, failed = counts()
+    return sent - sent0, failed - failed0

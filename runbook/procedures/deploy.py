@@ -177,14 +177,18 @@ def _replace(svc: str, inst):
         try:
             detail = replicas.replace(ctx, inst, st.version, ctx.target.services[svc].instances,
                                       lambda i, v: wait_healthy(ctx, svc, v, st.health_deadline, i))
+            # the error rate since it rejoined: the whole run's would dilute one bad replica's share
+            door = ctx.mesh.frontdoor
+            public = [door.url(door.hostnames[svc], ctx.target.services[svc].health_path)]
+            sent, failed = replicas.settle(door, inst, st.prober, public)
+            if sent >= 5 and failed / sent > st.max_error_rate:
+                raise RuntimeError(f"prober error rate {failed / sent:.1%} ({failed} of {sent} at {public[0]}) in "
+                                   f"the {replicas.SETTLE_SECONDS:g}s after {inst.server} rejoined the pool crossed "
+                                   f"{st.max_error_rate:.1%}")
         except Exception:
             _revert_instance(svc, inst)(ctx)   # this replica is half-done: back, and back in the pool, first
             raise
-        figures = st.prober.figures
-        if figures.error_rate > st.max_error_rate and figures.sent >= 20:
-            _revert_instance(svc, inst)(ctx)
-            raise RuntimeError(f"prober error rate {figures.error_rate:.1%} crossed {st.max_error_rate:.1%}")
-        return detail
+        return f"{detail}; {failed} of {sent} probe requests failed while it settled"
     return do
 
 
