@@ -10,6 +10,8 @@ from runbook.procedures import deploy
 
 def _report(mesh, state: deploy.DeployState):
     figures = state.figures
+    if not figures:   # --plan, or refused before the prober started
+        return
     mesh.evidence.json("prober figures", figures)
     for warning in state.warnings:
         warn(mesh.evidence, warning)
@@ -44,7 +46,10 @@ def test_rolling_update_with_automatic_rollback(run_procedure, mesh, target, req
                                        health_deadline=request.config.getoption("--health-deadline"))
     except deploy.DeployRefused as exc:
         pytest.fail(f"refused: {exc}")
-    _report(mesh, run_procedure(proc, state).state)
+    try:
+        run_procedure(proc, state)
+    finally:   # a deploy that rolled back reports what the prober saw too
+        _report(mesh, state)
 
 
 @pytest.mark.rollback
@@ -56,4 +61,7 @@ def test_rollback_to_previous_version(run_procedure, mesh, target, request):
                                        health_deadline=request.config.getoption("--health-deadline"))
     except deploy.DeployRefused as exc:
         pytest.fail(f"refused: {exc}")
-    _report(mesh, run_procedure(proc, state).state)
+    try:
+        run_procedure(proc, state)
+    finally:   # a deploy that rolled back reports what the prober saw too
+        _report(mesh, state)
