@@ -126,6 +126,18 @@ def _configure_primary(secrets) -> str:
     return "archive_command set" if changed else "archiving on"
 
 
+def _configure_standby(secrets) -> str:
+    """The same archive_command on the standby (ALTER SYSTEM is not replicated): once promoted by a
+    switchover or failover it archives its own WAL at once (the switchover's pre-flight compares them)."""
+    with postgres.connect(secrets, port_name="standby") as conn:
+        have = conn.execute("SELECT setting FROM pg_settings WHERE name = 'archive_command'").fetchone()[0]
+        if have == archive_command():
+            return ""
+        conn.execute(sql.SQL("ALTER SYSTEM SET archive_command = {}").format(sql.Literal(archive_command())))
+        conn.execute("SELECT pg_reload_conf()")
+    return "; the standby's archive_command set"
+
+
 def restart_primary(secrets) -> None:
     postgres._as_postgres([str(postgres.BIN / "pg_ctl"), "-D", str(postgres.primary_dir()), "-m", "fast", "-w",
                            "-t", "60", "restart", "-l", str(config.LOGS / "postgres-primary.log")], timeout=120)
@@ -135,6 +147,7 @@ def restart_primary(secrets) -> None:
 def ensure(secrets: dict[str, str]) -> str:
     write_conf(secrets)
     archiving = _configure_primary(secrets)
+    archiving += _configure_standby(secrets)
     run("stanza-create", timeout=120)
     run("check", timeout=120)
     backups = info().get("backup", [])

@@ -59,10 +59,13 @@ def primary_dir() -> Path:
 
 
 def connect(secrets, port_name: str = "postgres-primary", admin: bool = True, dbname: str = "mcp"):
-    """port_name "postgres-primary" means the server that is primary now (swapped() follows the roles)."""
+    """port_name "postgres-primary" means the server that is primary now, "standby" the one that is standby
+    now (swapped() follows the roles); any other name is that port."""
     user, pw = ("mesh_admin", secrets["MESH_PG_ADMIN_PASSWORD"]) if admin else \
         ("mcp_user", secrets["MESH_PG_PASSWORD"])
-    port = primary_port() if port_name == "postgres-primary" else config.port(port_name)
+    port = primary_port() if port_name == "postgres-primary" else \
+        config.port("postgres-primary" if swapped() else "postgres-standby") if port_name == "standby" else \
+        config.port(port_name)
     return psycopg.connect(host="127.0.0.1", port=port, dbname=dbname, user=user,
                            password=pw, connect_timeout=5, autocommit=True)
 

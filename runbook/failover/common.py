@@ -114,7 +114,7 @@ def repoint_services(ctx):
     port = ctx.mesh.postgres.configured(st.new).port
     st.old_port_in_env = repoint.env_port(ctx.target)
     said = repoint.write_port(ctx.target, port)
-    st.services = repoint.app_services(ctx.target)
+    st.services = repoint.app_services(ctx.mesh)
     done = repoint.recreate(ctx.mesh, st.services)
     return f"{said}; recreated one at a time: {', '.join(done)}"
 

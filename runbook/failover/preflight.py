@@ -6,7 +6,8 @@ from __future__ import annotations
 # start as the other's standby), and settings both nodes must share for the roles to swap.
 AT_LEAST = ("max_connections", "max_worker_processes", "max_wal_senders", "max_prepared_transactions",
             "max_locks_per_transaction")
-EQUAL = ("server_version_num", "wal_level", "archive_mode", "hot_standby", "block_size", "wal_segment_size")
+EQUAL = ("server_version_num", "wal_level", "archive_mode", "archive_command", "hot_standby", "block_size",
+         "wal_segment_size")
 SETTINGS_SQL = "SELECT name, setting FROM pg_settings WHERE name = ANY(%s)"
 
 

@@ -1,8 +1,9 @@
 """Repointing the services the Compose way: the new primary's port goes into the env file the target names
 ([compose] env_file, MESH_PG_PORT: the Compose file's DATABASE_PORT), then the app services are recreated one
 at a time (`docker-compose up -d --no-deps SERVICE`), each waited for until healthy before the next, with the
-deploy's prober running. The app services are the target's [services] whose container is in [compose]
-services (replicas such as edge-mcp-2 included), in the writers' start order."""
+deploy's prober running. The app services are those of the target's [compose] services whose container
+has DATABASE_HOST/DATABASE_PORT in its environment (replicas such as rest-api-2 included; redis and
+prometheus not), in the writers' start order."""
 from __future__ import annotations
 
 import os
@@ -18,9 +19,13 @@ HEALTH_DEADLINE = 120.0
 ORDER = ("rest-api", "edge-mcp", "worker")   # edge-mcp waits for rest-api in the Compose file
 
 
-def app_services(target) -> list[str]:
-    names = [s.container or name for name, s in target.services.items()]
-    names = [n for n in names if target.compose is not None and n in target.compose.services]
+DB_KEYS = ("DATABASE_PORT", "DATABASE_HOST")
+
+
+def app_services(mesh) -> list[str]:
+    target = mesh.target
+    names = [n for n in (target.compose.services if target.compose else ())
+             if any(k in mesh.compose.environment(n) for k in DB_KEYS)]
 
     def rank(name: str) -> tuple:
         base = next((i for i, o in enumerate(ORDER) if name == o or name.startswith(o + "-")), len(ORDER))

@@ -13,9 +13,9 @@ import time
 from dataclasses import dataclass, field
 
 TABLE = "mesh_runbook.failover_probe"
-CREATE = (f"CREATE SCHEMA IF NOT EXISTS mesh_runbook; CREATE TABLE IF NOT EXISTS {TABLE} (seq bigint PRIMARY KEY, "
+CREATE = ("CREATE SCHEMA IF NOT EXISTS mesh_runbook; CREATE TABLE IF NOT EXISTS {table} (seq bigint PRIMARY KEY, "
           "timeline int NOT NULL, at timestamptz NOT NULL DEFAULT clock_timestamp())")
-INSERT = (f"INSERT INTO {TABLE} (seq, timeline) SELECT %s, ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))"
+INSERT = ("INSERT INTO {table} (seq, timeline) SELECT %s, ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))"
           "::bit(32)::int RETURNING pg_current_wal_lsn()::text, timeline")
 
 
@@ -38,20 +38,34 @@ class Figures:
 
 
 class Writer:
-    def __init__(self, mesh, interval: float = 0.05, max_seconds: float = 900):
-        self.mesh, self.interval, self.max_seconds = mesh, interval, max_seconds
+    """connect: a factory of autocommit connections to whichever server is primary now (default: through
+    mesh.postgres, which follows the roles); table: its own, so two writers never share sequence numbers."""
+
+    def __init__(self, mesh=None, interval: float = 0.05, max_seconds: float = 900, connect=None,
+                 table: str = TABLE):
+        self.mesh, self.interval, self.max_seconds, self.table = mesh, interval, max_seconds, table
+        self._factory = connect
         self.figures = Figures()
         self.acked: list[int] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True, name="failover-writer")
 
+    def _primary(self):
+        return self._factory() if self._factory else self._connect()
+
     def create_table(self) -> None:
-        with self.mesh.postgres.connect("primary") as conn:
-            conn.execute(CREATE)
+        conn = self._primary()
+        try:
+            conn.execute(CREATE.format(table=self.table))
+        finally:
+            conn.close()
 
     def drop_table(self) -> None:
-        with self.mesh.postgres.connect("primary") as conn:
-            conn.execute(f"DROP TABLE IF EXISTS {TABLE}")
+        conn = self._primary()
+        try:
+            conn.execute(f"DROP TABLE IF EXISTS {self.table}")
+        finally:
+            conn.close()
 
     def start(self) -> "Writer":
         self._thread.start()
@@ -77,8 +91,8 @@ class Writer:
             seq += 1
             try:
                 if conn is None:
-                    conn = self._connect()
-                lsn, timeline = conn.execute(INSERT, (seq,)).fetchone()
+                    conn = self._primary()
+                lsn, timeline = conn.execute(INSERT.format(table=self.table), (seq,)).fetchone()
             except Exception as exc:   # psycopg errors, Unreachable, a read-only standby: all are a failed write
                 f.failed_writes += 1
                 if f.first_failure is None:
@@ -106,8 +120,11 @@ class Writer:
 
     def missing(self) -> list[int]:
         """Rows acknowledged to the writer but absent on the primary now: the RPO in rows."""
-        with self.mesh.postgres.connect("primary") as conn:
-            present = {r[0] for r in conn.execute(f"SELECT seq FROM {TABLE}").fetchall()}
+        conn = self._primary()
+        try:
+            present = {r[0] for r in conn.execute(f"SELECT seq FROM {self.table}").fetchall()}
+        finally:
+            conn.close()
         return [s for s in self.acked if s not in present]
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..failover import common, fence
+from ..failover import common, fence, rewind
 from ..failover.common import RoleChange, host
 from ..procedure import Procedure, Step
 from ..types import ProcedureRefused
@@ -41,7 +41,10 @@ def confirm_down(ctx):
         st.down = fence.confirm_down(ctx.mesh, h, st.old)
     except fence.NotDown as exc:
         raise ProcedureRefused(f"failover refused: {exc}") from None
-    return st.down
+    # The dead primary's timeline from its control file (a standby's checkpoint may still name an older one)
+    st.timeline_before = max(int(rewind.controldata(h, rewind.dirs(h)[st.old]).get("Latest checkpoint's TimeLineID", 0)),
+                             common.timeline(ctx, st.new))
+    return f"{st.down}; timeline {st.timeline_before}"
 
 
 def fence_old(ctx):

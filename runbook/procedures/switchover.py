@@ -45,13 +45,14 @@ def pre_flight(ctx):
     seen, problems = preflight.checks(ctx.mesh, limit)
     if problems:
         raise ProcedureRefused("switchover refused before anything changed: " + "; ".join(problems))
-    st.checked = "; ".join(seen)
+    st.timeline_before = common.timeline(ctx, st.old)
+    st.checked = "; ".join(seen + [f"timeline {st.timeline_before}"])
     return st.checked
 
 
 def stop_services(ctx):
     st = ctx.state
-    st.services = common.repoint.app_services(ctx.target)
+    st.services = common.repoint.app_services(ctx.mesh)
     for svc in reversed(st.services):
         ctx.mesh.compose.stop(svc, timeout=30)
     return "stopped " + ", ".join(reversed(st.services))
