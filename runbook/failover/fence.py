@@ -53,5 +53,6 @@ def fence(host: Host, configured: str) -> str:
     if rewind.postmaster_running(host, datadir):
         rewind.stop(host, datadir, mode="immediate")
         stopped = True
+    stale = rewind.remove_stale_pid(datadir)
     rewind.write_signal(host, datadir)
-    return f"{'stopped and ' if stopped else ''}fenced: {datadir}/standby.signal written (it can only start read-only)"
+    return f"{'stopped and ' if stopped else ''}{'stale postmaster.pid removed, ' if stale else ''}fenced: {datadir}/standby.signal written (it can only start read-only)"

@@ -37,7 +37,34 @@ def ctl(host: Host, datadir: str, *args: str, timeout: float = CTL_TIMEOUT, chec
 
 
 def postmaster_running(host: Host, datadir: str) -> bool:
-    return ctl(host, datadir, "status", timeout=30, check=False).returncode == 0
+    """pg_ctl status, and its pid not a zombie: a postmaster killed -9 whose parent has not reaped it yet
+    still answers kill(pid, 0), so pg_ctl calls it running and waits for ever to stop it."""
+    if ctl(host, datadir, "status", timeout=30, check=False).returncode != 0:
+        return False
+    try:
+        pid = int((Path(datadir) / "postmaster.pid").read_text().split()[0])
+        status = Path(f"/proc/{pid}/status").read_text()
+    except (OSError, ValueError, IndexError):
+        return False
+    return not re.search(r"(?m)^State:\s+[ZX]", status)
+
+
+def remove_stale_pid(datadir: str) -> bool:
+    """postmaster.pid of a postmaster that is gone or a zombie (killed -9, not reaped): removed, or pg_rewind's
+    single-user recovery and the next start take it for a running server."""
+    path = Path(datadir) / "postmaster.pid"
+    try:
+        pid = int(path.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return False
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        status = "State: X"
+    if re.search(r"(?m)^State:\s+[ZX]", status):
+        path.unlink(missing_ok=True)
+        return True
+    return False
 
 
 def controldata(host: Host, datadir: str) -> dict[str, str]:
