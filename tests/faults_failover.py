@@ -23,16 +23,23 @@ def primary_now() -> str:
     return found[0]
 
 
+def _connect(port_name: str):
+    """The server on that port, whatever its role (sandbox.postgres.connect follows the roles instead)."""
+    secrets = config.load_secrets()
+    return psycopg.connect(host="127.0.0.1", port=config.port(port_name), dbname="mcp", user="mesh_admin",
+                           password=secrets["MESH_PG_ADMIN_PASSWORD"], connect_timeout=2, autocommit=True)
+
+
 def role(port_name: str) -> str:
     try:
-        with postgres.connect(config.load_secrets(), port_name) as conn:
+        with _connect(port_name) as conn:
             return "standby" if conn.execute("SELECT pg_is_in_recovery()").fetchone()[0] else "primary"
     except psycopg.Error as exc:
         return f"down: {str(exc).splitlines()[0][:100]}"
 
 
 def sql(query: str, port_name: str, params=None):
-    with postgres.connect(config.load_secrets(), port_name) as conn:
+    with _connect(port_name) as conn:
         cur = conn.execute(query, params)
         return cur.fetchall() if cur.description else []
 
