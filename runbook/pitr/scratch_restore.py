@@ -81,6 +81,10 @@ def choose(host: Host, target_time: datetime | None) -> repo.BaseBackup:
 def archive_now(host: Host, value, seconds: float = 60.0) -> str:
     """Switch the live primary's WAL segment and wait until it is archived, so that "a moment ago" is in the
     archive. value(sql) reads one value from the live primary (mesh.postgres.value). Returns the segment."""
+    # A commit after T must be in the archive: recovery stops at the first commit past its target, and one
+    # that finds none ends with "recovery ended before configured recovery target was reached" (a quiet
+    # database has none). txid_current() takes a transaction id, so its commit is WAL-logged.
+    host.sql("SELECT txid_current()")
     wal = host.sql("SELECT pg_walfile_name(pg_switch_wal())")
 
     def archived():
@@ -160,8 +164,9 @@ def _poll(inst: RestoredPostgres) -> str:
         return _state(inst)
     except Exception as exc:   # stopped (recovery failed: the target beyond the archive) or a cancelled query
         if not (inst.data_dir / "postmaster.pid").exists():
-            raise RuntimeError(f"the scratch restore stopped during recovery ({str(exc)[:160]}); its log: "
-                               f"{_log_tail(inst)}. Next step: a time inside the archive (pgbackrest info)") from None
+            said = " ".join(str(exc).split())[:160]
+            raise RuntimeError(f"the scratch restore stopped during recovery; its log: {_log_tail(inst)} ({said}). "
+                               "Next step: a time inside the archive (pgbackrest info)") from None
         return "not paused"
 
 

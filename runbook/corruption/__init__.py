@@ -1,0 +1,1 @@
+"""Data corruption recovery: the extent of the damage (extent.py) and bringing tables back (tables.py)."""
