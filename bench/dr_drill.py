@@ -47,7 +47,8 @@ def main() -> None:
             r = runs[-1]
             print(f"run {i + 1}: " + ", ".join(f"{k} {v:.1f}s" for k, v in {**r['seconds'], **{
                 f'RTO {k}': v for k, v in r['rto_seconds'].items()}}.items())
-                  + f"; rows missing {r['rows_missing']}; RPO {r['rpo_seconds']:.0f}s ({r['rpo_measured_as']})", flush=True)
+                  + f"; rows missing {r['rows_missing']}; RPO {r['rpo_seconds']:.0f}s ({r['rpo_measured_as']})",
+                  flush=True)
     print(f"\nmedian of {len(runs)} runs:")
     for key in ("seconds", "rto_seconds"):
         for name in runs[0][key]:

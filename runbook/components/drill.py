@@ -17,6 +17,7 @@ import requests
 
 DRILL_LABEL = "mesh-runbook.drill"
 SERVICE_LABEL = "mesh-runbook.drill.service"
+TARGET_LABEL = "mesh-runbook.drill.target"    # a crashed drill's containers are swept per target only
 VERSION_LABEL = "org.opencontainers.image.version"
 ENGINE_TIMEOUT = 30     # create/start/remove of one container on a loaded 2-core machine
 PULL_TIMEOUT = 300      # a pull from the registry (the sandbox's is local: seconds)
@@ -28,12 +29,14 @@ class DrillEngineError(RuntimeError):
 
 
 def _client(docker_host: str | None, timeout: float) -> docker.DockerClient:
-    return docker.DockerClient(base_url=docker_host, timeout=timeout) if docker_host else docker.from_env(timeout=timeout)
+    if docker_host:
+        return docker.DockerClient(base_url=docker_host, timeout=timeout)
+    return docker.from_env(timeout=timeout)
 
 
 class RecoveryContainers:
-    def __init__(self, docker_host: str | None, drill_id: str):
-        self.docker_host, self.drill_id = docker_host, drill_id
+    def __init__(self, docker_host: str | None, drill_id: str, target_name: str):
+        self.docker_host, self.drill_id, self.target_name = docker_host, drill_id, target_name
         self.engine = _client(docker_host, ENGINE_TIMEOUT)
 
     def _call(self, what: str, fn):
@@ -62,7 +65,7 @@ class RecoveryContainers:
         name = self.name(service)
         return self._call(f"start of {name}", lambda: self.engine.containers.run(
             image, name=name, detach=True, network_mode="host", environment=env, mem_limit=MEMORY_LIMIT,
-            labels={DRILL_LABEL: self.drill_id, SERVICE_LABEL: service},
+            labels={DRILL_LABEL: self.drill_id, SERVICE_LABEL: service, TARGET_LABEL: self.target_name},
             log_config=docker.types.LogConfig(type="json-file", config={"max-size": "10m", "max-file": "3"})))
 
     def status(self, service: str) -> tuple[str, str]:
@@ -80,11 +83,12 @@ class RecoveryContainers:
         return found
 
     def mine(self, every_drill: bool = False) -> list:
-        label = DRILL_LABEL if every_drill else f"{DRILL_LABEL}={self.drill_id}"
-        return self._call("container list", lambda: self.engine.containers.list(all=True, filters={"label": label}))
+        labels = [f"{TARGET_LABEL}={self.target_name}"] + ([] if every_drill else [f"{DRILL_LABEL}={self.drill_id}"])
+        return self._call("container list", lambda: self.engine.containers.list(all=True, filters={"label": labels}))
 
     def remove(self, every_drill: bool = False) -> list[str]:
-        """Remove this drill's containers (or every drill's: what a crashed drill left), returning their names;
+        """Remove this drill's containers (or every drill's of this target: what a crashed drill left), returning
+        their names;
         raises naming those that would not go."""
         removed, failed = [], []
         for c in self.mine(every_drill):

@@ -79,7 +79,7 @@ def record_source(ctx: Ctx):
     """The running deployment at the drill's start: what the recovery is compared with. A disaster at this
     moment loses what was written since the last archived WAL segment: its age is the RPO's bound."""
     st, mesh = ctx.state, ctx.mesh
-    leftovers = engine.RecoveryContainers(ctx.target.compose.docker_host, st.drill_id)
+    leftovers = _containers(ctx)
     swept = leftovers.remove(every_drill=True)      # a drill killed -9 earlier: its containers go first
     leftovers.close()
     with mesh.postgres.connect() as conn:
@@ -106,10 +106,14 @@ def open_environment(ctx: Ctx):
     st.stack = ExitStack()
     st.workdir = Path(tempfile.mkdtemp(prefix=f"mesh-drill-{st.drill_id}-"))
     st.stack.callback(shutil.rmtree, st.workdir, ignore_errors=True)
-    st.containers = engine.RecoveryContainers(ctx.target.compose.docker_host, st.drill_id)
+    st.containers = _containers(ctx)
     st.stack.callback(st.containers.close)
     st.stack.callback(_remove_containers, ctx)   # LIFO: containers go before the instances they use
     return f"drill {st.drill_id} in {st.workdir}"
+
+
+def _containers(ctx: Ctx) -> engine.RecoveryContainers:
+    return engine.RecoveryContainers(ctx.target.compose.docker_host, ctx.state.drill_id, ctx.target.name)
 
 
 def _remove_containers(ctx: Ctx):
@@ -121,8 +125,13 @@ def tear_down(ctx: Ctx):
     stack, st.stack = st.stack, None
     if stack is not None:
         stack.close()
-    ports = [i.port for i in (st.pg, st.redis) if i is not None] + (list(st.ports.services.values()) if st.ports else [])
-    left = [c.name for c in engine.RecoveryContainers(ctx.target.compose.docker_host, st.drill_id).mine()]
+    ports = [i.port for i in (st.pg, st.redis) if i is not None]
+    ports += list(st.ports.services.values()) if st.ports else []
+    check = _containers(ctx)
+    try:
+        left = [c.name for c in check.mine()]
+    finally:
+        check.close()
     busy = engine.wait_closed(ports)
     if left or busy:
         raise RuntimeError(f"the recovery environment is not gone: containers {left or 'none'}, ports still "
@@ -323,7 +332,8 @@ def measure(ctx: Ctx):
     return f"total RTO {st.rto['total']:.1f}s; {st.report_path}"
 
 
-def procedure(backup: str | None = None, reports_dir: Path | str = "reports") -> tuple[Procedure[DrillState], DrillState]:
+def procedure(backup: str | None = None,
+              reports_dir: Path | str = "reports") -> tuple[Procedure[DrillState], DrillState]:
     if backup and backup != "latest":
         from .. import backups
         backups.parse_id(backup)   # refused before anything: not a path, not a pattern
