@@ -86,12 +86,14 @@ def choose(alert: str, f: Findings, target, older_than: float, cache_pattern: st
             return actions
 
     # a degraded container: restart that service only
+    # a Compose service is the target's service or one of its replicas (rest-api-2): restart that one only
+    owner = {i.name: name for name, svc in target.services.items() for i in svc.instances}
     for service, status, health, restarts, memory in f.containers:
-        if service not in target.services:
+        if service not in owner:
             continue
         why = ("not running" if status != "running" else f"health {health}" if health not in ("healthy", "-")
                else f"memory {memory:.0%} of its limit" if memory > th.container_memory_max_ratio else "")
-        if why and (not degraded_jobs or service in degraded_jobs or alert == "high_latency"):
+        if why and (not degraded_jobs or owner[service] in degraded_jobs or alert == "high_latency"):
             actions.append(Action("restart", f"restart {service} (its containers one at a time)",
                                   f"{service}: {why}", service=service))
     if actions:

@@ -106,10 +106,13 @@ def _redeploy(a: Action):
 def _restart(a: Action):
     def do(ctx: Ctx):
         mesh = ctx.mesh
+        # a.service is a Compose service: the target's service itself or one of its replicas
+        inst = next(i for svc in ctx.target.services.values() for i in svc.instances if i.name == a.service)
         for state in [s for s in mesh.compose.services(record=False) if s.service == a.service]:
             # one container at a time, each healthy again before the next (two replicas: never both down)
             mesh.compose.container(state.container).restart(timeout=10)
-            deploy.wait_healthy(ctx, a.service, state.version or state.image.rpartition(":")[2])
+            deploy.wait_healthy(ctx, inst.service, state.version or state.image.rpartition(":")[2],
+                                instance=inst if inst.name != inst.service else None)
         return f"{a.service} restarted and healthy"
     return do
 

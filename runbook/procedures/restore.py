@@ -88,8 +88,14 @@ def safety_backup(ctx: Ctx):
 
 
 def _writers(ctx: Ctx) -> list[str]:
+    """The writers' Compose services in start order, each service's replicas right after it (a replica left
+    running would write through the restore)."""
     present = {s.service for s in ctx.mesh.compose.services(record=False)}
-    return [w for w in WRITERS if w in present and w in ctx.target.compose.services]
+    names = []
+    for w in WRITERS:
+        svc = ctx.target.services.get(w)
+        names += [i.name for i in svc.instances] if svc is not None else [w]
+    return [n for n in names if n in present and n in ctx.target.compose.services]
 
 
 def stop_writers(ctx: Ctx):
