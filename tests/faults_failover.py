@@ -45,31 +45,27 @@ def sql(query: str, port_name: str, params=None):
 
 
 def _any_primary():
-    """An autocommit connection to whichever server accepts writes (the test's own writer: no mesh)."""
-    secrets = config.load_secrets()
+    """An autocommit connection to whichever server accepts writes (the test's own writer: no mesh). Each
+    port is asked in turn: a dead one must not hide the other."""
+    secrets, seen = config.load_secrets(), []
     for name in PORTS:
-        conn = psycopg.connect(host="127.0.0.1", port=config.port(name), dbname="mcp", user="mcp_user",
-                               password=secrets["MESH_PG_PASSWORD"], connect_timeout=1, autocommit=True,
-                               options="-c statement_timeout=2000")
+        try:
+            conn = psycopg.connect(host="127.0.0.1", port=config.port(name), dbname="mcp", user="mcp_user",
+                                   password=secrets["MESH_PG_PASSWORD"], connect_timeout=1, autocommit=True,
+                                   options="-c statement_timeout=2000")
+        except psycopg.Error as exc:
+            seen.append(f"{name}: {str(exc).splitlines()[0][:80]}")
+            continue
         if not conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]:
             return conn
         conn.close()
-    raise RuntimeError("no primary accepts connections")
-
-
-def _safe_any_primary():
-    last = None
-    for name in PORTS:
-        try:
-            return _any_primary()
-        except (psycopg.Error, RuntimeError) as exc:
-            last = exc
-    raise RuntimeError(f"no primary: {last}")
+        seen.append(f"{name}: in recovery")
+    raise RuntimeError(f"no primary: {'; '.join(seen)}")
 
 
 @contextmanager
 def writer(table: str = "mesh_runbook.failover_probe_test"):
-    w = Writer(connect=_safe_any_primary, table=table)
+    w = Writer(connect=_any_primary, table=table)
     w.create_table()
     w.start()
     try:

@@ -114,9 +114,10 @@ def repoint_services(ctx):
     port = ctx.mesh.postgres.configured(st.new).port
     st.old_port_in_env = repoint.env_port(ctx.target)
     said = repoint.write_port(ctx.target, port)
-    st.services = repoint.app_services(ctx.mesh)
-    done = repoint.recreate(ctx.mesh, st.services)
-    return f"{said}; recreated one at a time: {', '.join(done)}"
+    stopped = bool(st.services) and not any(ctx.mesh.compose.running(s) for s in st.services)
+    st.services = st.services or repoint.app_services(ctx.mesh)
+    done = repoint.recreate(ctx.mesh, st.services, together=stopped)
+    return f"{said}; recreated {'together (they were stopped)' if stopped else 'one at a time'}: {', '.join(done)}"
 
 
 def rebuild_old_primary(ctx):

@@ -121,7 +121,7 @@ def procedure(lag_max_seconds: float | None = None) -> tuple[Procedure[Switchove
              "start the old primary again (only if the standby was not promoted)"),
         Step("promote the standby; timeline advanced (asserted); the replication slot on the new primary",
              common.promote),
-        Step("repoint: MESH_PG_PORT in the env file, the app services recreated one at a time, each healthy",
+        Step("repoint: MESH_PG_PORT in the env file, the stopped app services recreated together, each healthy",
              common.repoint_services),
         Step("pg_rewind the old primary (pg_basebackup if it cannot), start it as the new standby, streaming",
              common.rebuild_old_primary),
