@@ -292,6 +292,29 @@ def compare_with_source(ctx: Ctx):
     return f"{len(table)} tables, {st.rows_missing} rows missing; migration {migration[0]}; versions as backed up"
 
 
+def smoke_request(ctx: Ctx):
+    """A real request through the recovery: rest-api creates a context with the target's API key and reads it
+    back. A health endpoint only pings its dependencies; this proves the restored API keys authenticate and the
+    recovered database takes writes (after the comparison: the row it adds is the drill's, not a difference)."""
+    st, api = ctx.state, ctx.target.api
+    service = api.service if api else "rest-api"
+    headers = ctx.mesh.http.api_headers()       # no key configured: red, naming the variable (never skipped)
+    timeout = ctx.target.thresholds.http_timeout_seconds
+    body = {"type": "dr-drill", "metadata": {"source": "mesh-runbook-dr-drill", "drill": st.drill_id},
+            "content": [{"role": "system", "content": f"DR drill {st.drill_id}"}]}
+    made = ctx.mesh.evidence.http(http.post_json(_url(ctx, service, "/api/v1/contexts"), body, timeout,
+                                                 headers=headers), f"recovery {service}: create a context")
+    if made.status != 201:
+        raise RuntimeError(f"POST /api/v1/contexts on the recovery {service}: {made.describe()}, expected HTTP 201: "
+                           f"{str(made.body)[:200]}. Next step: docker logs {st.containers.name(service)}")
+    cid = made.body["data"]["id"]
+    back = ctx.mesh.evidence.http(http.get(_url(ctx, service, f"/api/v1/contexts/{cid}"), timeout, headers=headers),
+                                  f"recovery {service}: read it back")
+    if back.status != 200 or (back.body or {}).get("data", {}).get("id") != cid:
+        raise RuntimeError(f"context {cid} created on the recovery does not read back: {back.describe()}")
+    return f"context {cid} created (HTTP 201 in {made.elapsed_ms:.0f} ms) and read back"
+
+
 def measure(ctx: Ctx):
     st = ctx.state
     st.rto["total"] = time.monotonic() - st.t0
@@ -353,6 +376,7 @@ def procedure(backup: str | None = None,
              start_services),
         Step("health checks on the recovery environment (runbook/health.py)", health_checks),
         Step("compare with the source: row counts, migration version, service versions", compare_with_source),
+        Step("a request through the recovery: create a context with the API key, read it back", smoke_request),
         Step("RTO per component and RPO beside the runbook's Realistic Recovery Targets; "
              "reports/dr-drill-<time>.json", measure),
         Step("tear the recovery environment down; nothing left (no drill containers, ports free)", tear_down),
