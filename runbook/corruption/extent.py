@@ -53,13 +53,26 @@ def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:240]
 
 
+def is_damage(exc: BaseException) -> bool:
+    """Errors that mean damaged data: SQLSTATE class XX (data_corrupted XX001 "invalid page in block",
+    index_corrupted XX002, internal_error XX000 "could not access status of transaction", "missing chunk
+    number for toast value") and class 58 (an I/O error reading a block). A statement timeout, a lock timeout
+    or a permission error says nothing about the data: counting one as damage would replace a healthy table
+    with an older copy, so the assessment stops instead."""
+    state = getattr(exc, "sqlstate", None) or ""
+    return state.startswith(("XX", "58"))
+
+
 def count_each(conn, tables: list[str], error_types) -> tuple[dict[str, int | None], dict[str, str]]:
-    """count(*) per table on an autocommit connection; an error is that table's verdict, not the run's."""
+    """count(*) per table on an autocommit connection; damage is that table's verdict, any other error stops."""
     counts, errors = {}, {}
     for table in tables:
         try:
             counts[table] = conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
         except error_types as exc:
+            if not is_damage(exc):
+                raise RuntimeError(f"cannot tell whether {table} is damaged: count(*) failed with "
+                                   f"{getattr(exc, 'sqlstate', None)}: {_first_line(exc)}") from None
             counts[table], errors[table] = None, _first_line(exc)
     return counts, errors
 
@@ -76,6 +89,9 @@ def amcheck(conn, tables: list[str], error_types) -> tuple[dict[str, str], dict[
                 if "permission denied" in str(exc):
                     raise RuntimeError(f"amcheck: {_first_line(exc)}. Next step: GRANT EXECUTE ON FUNCTION "
                                        "bt_index_check(regclass, boolean) to the suite's role") from None
+                if not is_damage(exc):
+                    raise RuntimeError(f"cannot tell whether index {index} is damaged: amcheck failed with "
+                                       f"{getattr(exc, 'sqlstate', None)}: {_first_line(exc)}") from None
                 bad[index] = _first_line(exc)
     return bad, owner
 

@@ -26,3 +26,17 @@ def test_a_cycle_still_gives_every_table_once():
 
 def test_bare_names_take_the_target_schema():
     assert qualify(" contexts ", "mcp") == "mcp.contexts" and qualify("public.t", "mcp") == "public.t"
+
+
+class _Err(Exception):
+    def __init__(self, sqlstate):
+        super().__init__(sqlstate)
+        self.sqlstate = sqlstate
+
+
+def test_only_errors_about_the_data_count_as_damage():
+    from runbook.corruption.extent import is_damage
+    assert is_damage(_Err("XX001")) and is_damage(_Err("XX002")) and is_damage(_Err("XX000"))
+    assert is_damage(_Err("58030"))
+    # a statement timeout, a lock timeout, a permission error: unknown, never "damaged"
+    assert not any(is_damage(_Err(s)) for s in ("57014", "55P03", "42501", None))
