@@ -23,11 +23,11 @@ AMCHECK_BUDGET_SECONDS = 60.0
 def _checked_on(mesh) -> str:
     """The standby when it is one (no locks on the primary, and a standby's copy is what a failover would
     serve); the primary otherwise, said in the evidence."""
-    roles = mesh.postgres.roles()
-    if roles.get("standby") == "standby":
+    roles = mesh.postgres.roles()   # keyed by what the target file calls each endpoint; after a failover
+    if "standby" in roles.values():  # the file's primary is the standby: "standby" follows the roles
         return "standby"
     mesh.evidence.measure("checked on", "primary (no standby in recovery: "
-                          f"{roles.get('standby', 'none configured')})")
+                          + ", ".join(f"{w} {r}" for w, r in roles.items()) + ")")
     return "primary"
 
 
