@@ -86,6 +86,10 @@ def archive_current(ctx: Ctx):
 
 def choose_backup(ctx: Ctx):
     host = _host(ctx)
+    if host.swapped():   # refused, not half-handled: which directory is set aside and rebuilt depends on it
+        raise repo.Refused(f"the roles are swapped: {host.cfg.standby_data} is the primary since a failover or "
+                           "switchover. Next step: put them back first (pytest procedures -m switchover), then "
+                           "run the point-in-time restore")
     info = host.info()
     st = ctx.state
     st.chosen = repo.choose(info, st.target_time)
@@ -222,7 +226,7 @@ def rebuild_standby(ctx: Ctx):
         host.sql(f"SELECT pg_create_physical_replication_slot('{slot}')")
     pw = ctx.target.secret(host.cfg.replication_password_env) if host.cfg.replication_password_env else None
     st.standby_rebuilt = True
-    st.standby_seconds = host.rebuild_standby(ctx.target.postgres.primary.port, ctx.target.postgres.standby.port, pw)
+    st.standby_seconds = host.rebuild_standby(host.port("primary"), host.port("standby"), pw)
     eventually(lambda: ctx.mesh.postgres.value("SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'")
                or _raise("no standby streaming"), 90, 0.5, "the standby streaming from the recovered primary")
     return f"standby rebuilt with pg_basebackup in {st.standby_seconds:.1f}s and streaming"
