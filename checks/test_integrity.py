@@ -54,8 +54,8 @@ def test_no_checksum_failures(mesh):
     assert not failures, verdict_message(
         "pages that failed their checksum", "; ".join(failures), "", 0,
         "stop writers to the damaged database; find the relation in the server log ('invalid page in block'); "
-        "recover it with pytest procedures -m restore --to-time <before the first failure>, and check the "
-        "disk (smartctl, dmesg)")
+        "recover the damaged tables with pytest procedures -m corruption_recovery --to-time <before the first "
+        "failure> (docs/corruption.md), and check the disk (smartctl, dmesg)")
 
 
 @pytest.mark.health
@@ -108,7 +108,7 @@ def test_indexes_match_their_tables(mesh, target):
         "indexes that do not match their table", f"{len(bad)} of {len(indexes)} ("
         + "; ".join(f"{i} on {t}: {e}" for i, t, e in bad[:3]) + ")", "", 0,
         f"REINDEX INDEX CONCURRENTLY {bad[0][0]} on the primary; if the table itself is damaged "
-        "(test_tables_readable_page_by_page), recover it: pytest procedures -m restore --to-time <before>")
+        "(test_tables_readable_page_by_page), recover it: pytest procedures -m corruption_recovery --to-time <before>")
 
 
 def test_tables_readable_page_by_page(mesh, target):
@@ -138,4 +138,4 @@ def test_tables_readable_page_by_page(mesh, target):
         "damaged table pages", f"{len(bad)} problem(s) in " + ", ".join(sorted({b[0] for b in bad}))
         + f" (first: {'' if bad[0][1] is None else f'block {bad[0][1]}: '}{bad[0][3]})", "", 0,
         "stop writers to that table, keep the damaged files for analysis, and recover it from before the "
-        "damage: pytest procedures -m restore --to-time <before>")
+        "damage: pytest procedures -m corruption_recovery --to-time <before>")
