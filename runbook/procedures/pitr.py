@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 
-from ..pitr import repo
+from ..pitr import repo, scratch_restore
 from ..pitr.host import Host
 from ..procedure import Context, Procedure, Step, param
 from ..types import Unreachable
@@ -67,20 +67,9 @@ def archive_current(ctx: Ctx):
     if st.target_time >= now:
         raise repo.Refused(f"--to-time {st.target_time.isoformat(sep=' ')} is not in the past (the database's "
                            f"clock says {now.isoformat(sep=' ', timespec='seconds')})")
-    wal = host.sql("SELECT pg_walfile_name(pg_switch_wal())")
+    # the same switch-and-wait as the scratch restore's (a commit first: recovery needs one past the target)
+    wal = scratch_restore.archive_now(host, ctx.mesh.postgres.value, ARCHIVE_DEADLINE)
     st.timeline_before = int(wal[:8], 16)
-
-    def archived():
-        last = ctx.mesh.postgres.value("SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver")
-        if last[:24] < wal:
-            raise RuntimeError(f"last archived {last or 'nothing'}, waiting for {wal}")
-        return last
-    try:
-        eventually(archived, ARCHIVE_DEADLINE, 0.5, f"WAL segment {wal} archived")
-    except Exception as exc:
-        raise repo.Refused(f"the current WAL segment {wal} was not archived within {ARCHIVE_DEADLINE:g}s ({exc}): "
-                           "the target may not be in the archive. Next step: pytest checks -m daily (the WAL "
-                           f"archive check), pgbackrest --stanza={host.cfg.stanza} check") from None
     return f"{wal} archived; target {st.target_time.isoformat(sep=' ')}"
 
 
@@ -90,21 +79,10 @@ def choose_backup(ctx: Ctx):
         raise repo.Refused(f"the roles are swapped: {host.cfg.standby_data} is the primary since a failover or "
                            "switchover. Next step: put them back first (pytest procedures -m switchover), then "
                            "run the point-in-time restore")
-    info = host.info()
     st = ctx.state
-    st.chosen = repo.choose(info, st.target_time)
-    names = host.archive_names(info)
-    last = max((n.split("/")[-1][:24] for n in names if repo.segment_number(n) is not None
-                and not n.endswith(".history")), default=st.chosen.wal_stop)
-    holes = repo.gaps(names, st.chosen.wal_start, last)
-    if holes:
-        said = ", ".join(f"{repo.segment_name(a)}..{repo.segment_name(b)}" for a, b in holes)
-        raise repo.Refused(f"the archived WAL from backup {st.chosen.label} ({st.chosen.wal_start}) to {last} has a "
-                           f"gap: {said} missing; no target past the gap can be reached. Next step: take a new full "
-                           f"backup (pgbackrest --stanza={host.cfg.stanza} backup --type=full) and find why "
-                           f"archiving skipped (PostgreSQL log)")
+    st.chosen = scratch_restore.choose(host, st.target_time)   # refused: none before T, or a WAL gap
     return (f"base backup {st.chosen.label} ({st.chosen.type}, ended {st.chosen.stop.isoformat(sep=' ')}); WAL "
-            f"{st.chosen.wal_start}..{last} complete in the repository")
+            f"from {st.chosen.wal_start} complete in the repository")
 
 
 def safety_backup(ctx: Ctx):
