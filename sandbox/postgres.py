@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import pwd
+import re
 import shutil
 import time
 from pathlib import Path
@@ -132,8 +133,13 @@ def _init_standby(secrets) -> None:
     _as_postgres([str(BIN / "pg_basebackup"), "-h", "127.0.0.1", "-p", str(config.port("postgres-primary")),
                   "-U", "replicator", "-D", str(STANDBY), "-X", "stream", "-R", "-S", "standby1",
                   "--checkpoint=fast"], env={"PGPASSWORD": secrets["MESH_REPLICATION_PASSWORD"]}, timeout=300)
-    with open(STANDBY / "postgresql.conf", "a") as conf:
-        conf.write(f"\n# mesh sandbox standby\nport = {config.port('postgres-standby')}\n")
+    # pg_basebackup copied the primary's postgresql.auto.conf, which is read last: once a switchover has rewound
+    # that node as a standby it names that node's port and restore_command (runbook/failover/rewind.py). Those
+    # lines go; pg_basebackup -R's own primary_conninfo and slot stay; this server's port is written last.
+    auto = STANDBY / "postgresql.auto.conf"
+    kept = [line for line in auto.read_text().splitlines()
+            if not re.match(r"\s*(port|restore_command|recovery_target\w*)\s*=", line)]
+    auto.write_text("\n".join(kept + ["# mesh sandbox standby", f"port = {config.port('postgres-standby')}"]) + "\n")
 
 
 def ensure(secrets) -> str:

@@ -329,6 +329,13 @@ def standby_promoted():
     directory and let postgres.ensure() rebuild it from the primary (it re-creates a standby whose
     standby.signal is gone, with pg_basebackup -R on slot standby1), then check it is in recovery again."""
     pg_ctl = str(postgres.BIN / "pg_ctl")
+    # The standby carries the primary's archive_command (a promoted node archives at once): a split brain made
+    # for the checks must not push its new timeline into the shared repository, where every later promotion,
+    # rebuilt standby and PITR would meet it. Its archiving is switched off first (the data is wiped after).
+    with admin("postgres-standby") as sb:
+        sb.execute("ALTER SYSTEM SET archive_command = ''")
+        sb.execute("SELECT pg_reload_conf()")
+    time.sleep(1.0)   # the archiver re-reads its configuration on the SIGHUP, not at once
     postgres._as_postgres([pg_ctl, "-D", str(postgres.STANDBY), "-w", "-t", "60", "promote"])
     try:
         yield

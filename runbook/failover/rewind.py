@@ -17,6 +17,7 @@ from ..pitr.host import BASEBACKUP_TIMEOUT, CTL_TIMEOUT, Host
 
 REWIND_TIMEOUT = 600
 # Lines of postgresql.auto.conf that belong to one node's role, rewritten whenever its role changes.
+ROLE_COMMENT = "# this node's role (runbook/failover/rewind.py)"
 ROLE_KEYS = ("port", "primary_conninfo", "primary_slot_name", "restore_command", "recovery_target_time",
              "recovery_target_action", "recovery_target_timeline")
 
@@ -107,14 +108,14 @@ def make_standby_conf(host: Host, configured: str, upstream_port: int, password:
     datadir = dirs(host)[configured]
     path = Path(datadir) / "postgresql.auto.conf"
     keep = [line for line in (path.read_text().splitlines() if path.exists() else [])
-            if not re.match(rf"\s*({'|'.join(ROLE_KEYS)})\s*=", line)]
+            if not re.match(rf"\s*({'|'.join(ROLE_KEYS)})\s*=", line) and line != ROLE_COMMENT]
     conninfo = f"user={host.cfg.replication_user} host=127.0.0.1 port={upstream_port} application_name={configured}"
     if password:
         conninfo += " password=" + password.replace("\\", "\\\\").replace("'", "\\'")
     conninfo = conninfo.replace("'", "''")
     restore = (f"pgbackrest --config={host.cfg.config} --stanza={host.cfg.stanza} --pg1-path=\"$PWD\" "
                "archive-get %f \"%p\"")
-    keep += ["# this node's role (runbook/failover/rewind.py)", f"port = {port_of(host, configured)}",
+    keep += [ROLE_COMMENT, f"port = {port_of(host, configured)}",
              f"primary_conninfo = '{conninfo}'", f"primary_slot_name = '{host.cfg.replication_slot}'",
              f"restore_command = '{restore}'"]
     tmp = path.with_suffix(".tmp")

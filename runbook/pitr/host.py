@@ -118,6 +118,10 @@ class Host:
         t0 = time.monotonic()
         self.pgbackrest("restore", f"--set={label}", "--type=time", f"--target={to_time}", "--target-action=promote",
                         f"--pg1-path={self.data('primary')}", timeout=RESTORE_TIMEOUT)
+        # the backup's postgresql.auto.conf names the port of the node it was taken from (after a switchover,
+        # the other one's): this server keeps its own, written last so that it wins
+        with open(Path(self.data("primary")) / "postgresql.auto.conf", "a") as conf:
+            conf.write(f"# this server's own port (runbook/pitr/host.py)\nport = {self.port('primary')}\n")
         return time.monotonic() - t0
 
     def rebuild_standby(self, primary_port: int, standby_port: int, password: str | None) -> float:
