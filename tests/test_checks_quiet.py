@@ -139,7 +139,7 @@ def test_one_service_at_another_release(healthy, tmp_path):
             "event": "started", "version": "v1.1.0", "services": ["rest-api"]}) + "\n")
         during = run_suite(["checks", "-m", "health", "-k", "release"], tmp_path, env={"MESH_STATE_DIR": str(state)})
     faults.rates_again()  # rest-api was recreated twice
-    running = "edge-mcp v1.0.0, rest-api v1.1.0, worker v1.0.0"
+    running = "edge-mcp v1.0.0, edge-mcp-2 v1.0.0, rest-api v1.1.0, rest-api-2 v1.0.0, worker v1.0.0"
     msg = run.failed("test_one_release_running")
     assert f"version skew outside a deploy: {running} (measured 2 releases, expected 1)" in msg, msg
     assert "bring rest-api back to v1.0.0" in msg

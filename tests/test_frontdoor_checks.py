@@ -24,7 +24,7 @@ def test_server_left_in_maintenance_is_red(healthy, tmp_path):
     with server_state("rest-api", "maint"):
         run = run_suite(DOOR, tmp_path)
     msg = run.failed("test_front_door_backends_up")
-    assert "front door servers not UP: 1 of 2: rest-api/rest-api-1: MAINT" in msg and "state ready" in msg, msg
-    msg = run.failed("test_public_health_through_the_front_door[rest-api]")
-    assert "measured HTTP 503, expected 200" in msg, msg
+    assert "front door servers not UP: 1 of 4: rest-api/rest-api-1: MAINT" in msg and "state ready" in msg, msg
+    # the other replica (rest-api-2) serves: users see nothing, only the backend check knows (a quiet failure)
+    run.passed("test_public_health_through_the_front_door[rest-api]")
     run.passed("test_public_health_through_the_front_door[edge-mcp]")
