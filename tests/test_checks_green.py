@@ -38,14 +38,15 @@ def test_daily_checklist_is_fast_and_names_its_reports(sandbox, tmp_path):
     assert run.rc == 0, run.output[-3000:]
     # 6 runbook steps (disk once per host) + 3 it forgot + 4 webhook + Redis persistence + the WAL archive
     # + 4 certificate checks per public hostname of the front door (checks/test_tls.py, 2 hostnames)
-    assert len(run.results) == 23
+    # + each second replica's own health (edge-mcp-2, rest-api-2: a dead one hides behind the door)
+    assert len(run.results) == 25
     assert "reports" in run.output and str(run.html) in run.output
 
 
 def test_daily_checklist_under_xdist_keeps_every_verdict_and_its_evidence(sandbox, tmp_path):
     run = run_suite(["checks", "-m", "daily", "-n", "2"], tmp_path, target=quiet_target(tmp_path))
     assert run.rc == 0, run.output[-3000:]
-    assert len(run.results) == 23
+    assert len(run.results) == 25
     lines = [json.loads(line) for line in run.evidence.read_text().splitlines()]
     assert sorted(line["nodeid"].rpartition("::")[2] for line in lines) == sorted(run.results)
     assert all(line["evidence"] for line in lines if line["outcome"] == "passed")
