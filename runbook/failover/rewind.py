@@ -157,6 +157,11 @@ def rewind(host: Host, configured: str, source_port: int) -> tuple[str, float]:
     and written back by make_standby_conf before anything starts the server: the fence holds, as nothing
     else starts it while the procedure holds the target's lock."""
     datadir, t0 = dirs(host)[configured], time.monotonic()
+    # pg_rewind reads the source's timeline from its control file, which a promotion updates only at its next
+    # checkpoint (PostgreSQL 15 requests one "spread": minutes with many dirty pages). Before it, pg_rewind sees
+    # the old timeline, says "no rewind required", and the old primary cannot start on the new one. The
+    # PostgreSQL docs: run CHECKPOINT on a recently promoted source first.
+    admin_sql(host, "standby" if configured == "primary" else "primary", "CHECKPOINT", timeout=REWIND_TIMEOUT)
     Path(datadir, "standby.signal").unlink(missing_ok=True)
     source = f"host={host.cfg.socket_dir} port={source_port} user={host.cfg.os_user} dbname=postgres"
     ran = host.as_user([f"{host.cfg.pg_bin}/pg_rewind", "-D", datadir, f"--source-server={source}", "--progress"],
