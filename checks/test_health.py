@@ -119,13 +119,13 @@ def test_postgresql_roles(mesh):
     roles = mesh.postgres.roles()
     split = mesh.postgres.two_primaries(roles)
     assert not split, split
-    seen = "; ".join(f"{which} {mesh.postgres._addr(mesh.postgres.configured(which))}: {role}"
+    seen = "; ".join(f"{which} {mesh.postgres.configured_address(which)}: {role}"
                      for which, role in roles.items())
     primaries = [which for which, role in roles.items() if role == "primary"]
     mesh.evidence.measure("endpoints that accept writes", len(primaries), "", 1)
     assert primaries, (f"no PostgreSQL primary (measured {seen}; expected one endpoint out of recovery). Next "
                        "step: start the primary (pg_isready, its log); if it is lost, pytest procedures -m failover")
-    mesh.evidence.measure("primary now", f"{mesh.postgres._addr(mesh.postgres.configured(primaries[0]))} (the "
+    mesh.evidence.measure("primary now", f"{mesh.postgres.configured_address(primaries[0])} (the "
                           f"target file's {primaries[0]})")
     down = [which for which, role in roles.items() if role.startswith("down")]
     if down:

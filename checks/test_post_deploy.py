@@ -34,15 +34,23 @@ def test_version_reported_and_labelled(mesh, service, request, target):
     reported = obs.body.get("version") if isinstance(obs.body, dict) else None
     container = target.services[service].container
     label = next((s.version for s in mesh.compose.services() if s.container == container), None)
-    mesh.evidence.measure(f"{service} version", f"reports {reported!r}, image label {label!r}", "", expected)
+    _judge_version(mesh, service, reported, label, expected,
+                   "the deploy did not complete for this service: docker compose ps; pytest procedures -m rollback "
+                   "if it cannot be finished")
+
+
+def _judge_version(mesh, name: str, reported, label, expected, next_step: str) -> None:
+    """The version a service (or replica) reports and its image's label, both present and equal to the
+    expected one (or to each other without --expect-version). A missing label or version is red, never None
+    matching None."""
+    mesh.evidence.measure(f"{name} version", f"reports {reported!r}, image label {label!r}", "", expected)
     if expected is None:
         warn(mesh.evidence, "no --expect-version given: only checked that each service reports the version its "
                             "image is labelled with")
-        expected = label
-    assert reported == expected and label == expected, (
-        f"{service}: reports version {reported!r}, image label {label!r}, expected {expected!r}. "
-        "Next step: the deploy did not complete for this service: docker compose ps; "
-        "pytest procedures -m rollback if it cannot be finished")
+    wanted = expected or label
+    assert reported is not None and label is not None and reported == wanted and label == wanted, (
+        f"{name}: reports version {reported!r}, image label {label!r}, expected {wanted!r}"
+        + (" (a missing value is not a match)" if None in (reported, label) else "") + f". Next step: {next_step}")
 
 
 def test_replica_healthy_on_version(mesh, replica_instance, request):
@@ -54,11 +62,8 @@ def test_replica_healthy_on_version(mesh, replica_instance, request):
     assert verdict == "pass", message
     reported = obs.body.get("version") if isinstance(obs.body, dict) else None
     label = next((s.version for s in mesh.compose.services() if s.container == inst.container), None)
-    mesh.evidence.measure(f"{inst.name} version", f"reports {reported!r}, image label {label!r}", "", expected)
-    assert reported == (expected or label) and label == (expected or label), (
-        f"{inst.name} (replica of {inst.service}): reports version {reported!r}, image label {label!r}, expected "
-        f"{expected or label!r}. Next step: the deploy stopped between replicas: pytest procedures -m deploy "
-        "again, or -m rollback")
+    _judge_version(mesh, f"{inst.name} (replica of {inst.service})", reported, label, expected,
+                   "the deploy stopped between replicas: pytest procedures -m deploy again, or -m rollback")
 
 
 def test_smoke_create_and_read_context(mesh, thresholds):

@@ -82,6 +82,8 @@ def test_post_deploy_gate_red(healthy, tmp_path):
     run = run_suite(["checks", "-m", "post_deploy", "--expect-version", "v9.9.9"], tmp_path)
     msg = run.failed("test_version_reported_and_labelled[rest-api]")
     assert "expected 'v9.9.9'" in msg and "v1.0.0" in msg
+    msg = run.failed("test_replica_healthy_on_version[rest-api-2]")
+    assert "rest-api-2 (replica of rest-api)" in msg and "expected 'v9.9.9'" in msg, msg
     with faults.postgres_stopped("primary"):
         run = run_suite(["checks", "-m", "post_deploy", "-k", "smoke or healthy or 5xx"], tmp_path)
     assert "expected HTTP 201" in run.failed("test_smoke_create_and_read_context")

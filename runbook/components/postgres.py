@@ -162,7 +162,7 @@ class Postgres(Component):
         after a failover the endpoint the target calls standby is the primary."""
         roles = self.current_roles(fresh=True)
         self.evidence.table("PostgreSQL roles (pg_is_in_recovery)", ["the target file calls it", "address", "is now"],
-                            [(w, self._addr(self.configured(w)), r) for w, r in roles.items()])
+                            [(w, self.configured_address(w), r) for w, r in roles.items()])
         return roles
 
     def _discover(self) -> dict[str, str]:
@@ -171,7 +171,7 @@ class Postgres(Component):
             if which == "standby" and self.target.postgres.standby is None:
                 continue
             # keyed by address, not role: a dead old primary must not trip "postgres:primary" for the new one
-            key = f"postgres@{self._addr(self.configured(which))}"
+            key = f"postgres@{self.configured_address(which)}"
             try:  # _connect_to, not open: the guard against two primaries is built on this
                 if self.breaker is not None:   # an endpoint that missed its deadline is not waited for twice
                     self.breaker.check(key)
@@ -194,6 +194,17 @@ class Postgres(Component):
     def _addr(endpoint) -> str:
         return f"{endpoint.host}:{endpoint.port}" if endpoint is not None else "-"
 
+    def open_configured(self, which: str, connect_timeout: float | None = None,
+                        statement_timeout: float | None = None):
+        """A connection to the endpoint the target FILE calls `which`, whatever its role now and without the
+        two-primaries guard: for asking a server that may be the old primary (fencing, failover)."""
+        return self._connect_to(self.configured(which), f"configured {which}", statement_timeout=statement_timeout,
+                                connect_timeout=connect_timeout)
+
+    def configured_address(self, which: str) -> str:
+        """host:port of the endpoint the target FILE calls `which`."""
+        return self._addr(self.configured(which))
+
     def address(self, which: str) -> str:
         """host:port of the endpoint that is `which` now."""
         return self._addr(self.endpoint(which))
@@ -202,7 +213,7 @@ class Postgres(Component):
         """The split-brain message when both endpoints answer as primary, else None."""
         if roles.get("primary") != "primary" or roles.get("standby") != "primary":
             return None
-        first, second = self._addr(self.configured("primary")), self._addr(self.configured("standby"))
+        first, second = self.configured_address("primary"), self.configured_address("standby")
         return (f"two primaries: {first} and {second} both accept writes; fence one now. Measured: "
                 f"pg_is_in_recovery() is false on both; expected: true on {second}, the target's standby. "
                 f"Next step: stop the writers of the one that must not be primary (or stop that server), keep "

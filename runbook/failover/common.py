@@ -55,7 +55,7 @@ def other(configured: str) -> str:
 def on(ctx, configured: str, sql: str, params=None):
     """One statement on the endpoint the target FILE calls `configured` (not the role-following one)."""
     pg = ctx.mesh.postgres
-    conn = pg._connect_to(pg.configured(configured), configured, statement_timeout=10, connect_timeout=3)
+    conn = pg.open_configured(configured, connect_timeout=3, statement_timeout=10)
     try:
         return conn.execute(sql, params).fetchone()
     finally:
@@ -104,7 +104,7 @@ def promote(ctx):
         raise RuntimeError(f"timeline {st.timeline_after} after the promotion, {st.timeline_before} before: the "
                            "standby did not fork a new timeline")
     slot = rewind.ensure_slot(h, st.new)
-    address = ctx.mesh.postgres._addr(ctx.mesh.postgres.configured(st.new))
+    address = ctx.mesh.postgres.configured_address(st.new)
     return (f"{address} promoted: read-write, timeline {st.timeline_before} -> {st.timeline_after} (asserted); "
             f"{slot} for the old primary")
 
@@ -192,8 +192,8 @@ def _lsn_gap(h: Host, st: RoleChange, figures) -> int | None:
 def record(ctx) -> None:
     st = ctx.state
     entry = {"at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "target": ctx.target.name,
-             "procedure": ctx_name(ctx), "old_primary": ctx.mesh.postgres._addr(ctx.mesh.postgres.configured(st.old)),
-             "new_primary": ctx.mesh.postgres._addr(ctx.mesh.postgres.configured(st.new)),
+             "procedure": ctx_name(ctx), "old_primary": ctx.mesh.postgres.configured_address(st.old),
+             "new_primary": ctx.mesh.postgres.configured_address(st.new),
              "timeline": [st.timeline_before, st.timeline_after], "rows_acknowledged": st.rows_acknowledged,
              "rows_lost": st.rows_lost, "lsn_gap_bytes": st.lsn_gap_bytes, "rto_seconds": st.rto_seconds,
              "services_unavailable_seconds": st.services_unavailable_seconds, "old_primary_rebuilt": st.rebuilt,

@@ -24,10 +24,9 @@ def port_open(host: str, port: int, timeout: float = 1.0) -> bool:
 
 def confirm_down(mesh, host: Host, configured: str) -> str:
     pg = mesh.postgres
-    endpoint = pg.configured(configured)
-    address = pg._addr(endpoint)
+    endpoint, address = pg.configured(configured), pg.configured_address(configured)
     try:
-        conn = pg._connect_to(endpoint, f"configured {configured}", connect_timeout=2)
+        conn = pg.open_configured(configured, connect_timeout=2)
     except Exception as exc:
         refused = str(exc).split(". Next step")[0][:200]
     else:
