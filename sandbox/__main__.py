@@ -6,9 +6,10 @@ import shutil
 import signal
 import sys
 import time
+from pathlib import Path
 
 from . import (alertmanager, compose, config, engine, exporters, first_backup, fleet, frontdoor, images, objectstore,
-               pgbackrest, postgres, registry, status)
+               pgbackrest, postgres, procs, registry, status)
 
 
 def _step(what: str, fn, *args):
@@ -63,7 +64,26 @@ def down(wipe: bool) -> None:
     _step("image registry", lambda: "stopped" if registry.stop() else "not running")
     _step("docker engine", lambda: "stopped" if engine.stop() else "not ours or not running")
     if wipe:
-        _step("state", lambda: shutil.rmtree(config.STATE, ignore_errors=True) or f"removed {config.STATE}")
+        _step("state", _wipe_state)
+
+
+def _wipe_state() -> str:
+    """Remove the state and run directories, so the next `up` builds from nothing (the caches stay).
+
+    A killed dockerd leaves its overlay and shm mounts under the data root (they live in the host's mount
+    namespace), and rmtree then stops half-way on a busy mount: unmounted first, deepest first. Anything
+    still there afterwards is an error, not a half-wiped sandbox that the next `up` would trust."""
+    roots = [str(config.STATE), str(config.RUN)]
+    mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()]
+    ours = sorted((m for m in mounts if any(m == r or m.startswith(r + "/") for r in roots)), key=len, reverse=True)
+    for mount in ours:
+        procs.run(["umount", "-l", mount], timeout=30, check=False)
+    for root in (config.STATE, config.RUN):
+        shutil.rmtree(root, ignore_errors=True)
+    left = [str(r) for r in (config.STATE, config.RUN) if r.exists()]
+    if left:
+        raise procs.SandboxError(f"could not remove {', '.join(left)} (a process still holds it?)")
+    return f"removed {config.STATE} and {config.RUN}" + (f" ({len(ours)} leftover mounts unmounted)" if ours else "")
 
 
 def main(argv: list[str]) -> int:

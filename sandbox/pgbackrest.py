@@ -1,8 +1,9 @@
 """pgBackRest for the sandbox's primary: continuous WAL archiving and base backups to the S3 store over TLS
 (the bucket's pgbackrest/ prefix, beside the logical backups under backups/). The configuration lives in
 STATE/pgbackrest/pgbackrest.conf, owned by postgres and mode 0600 because it holds the S3 keys (never on a
-command line); archive_command points pgbackrest at it. Turning archive_mode on needs one restart of the
-primary: done only when PostgreSQL says the setting is pending, then the standby is waited for until it
+command line); archive_command points pgbackrest at it. Turning archive_mode on needs one restart of each
+server (the standby gets the same settings, for the switchover's pre-flight and for archiving once
+promoted): done only when PostgreSQL says the setting is pending, then the standby is waited for until it
 streams again. The stanza is created and a first full backup taken when the repository has none."""
 from __future__ import annotations
 
@@ -103,44 +104,68 @@ def info() -> dict:
     return data[0] if data else {}
 
 
-def _settings(secrets) -> dict[str, tuple[str, bool]]:
-    with postgres.connect(secrets) as conn:
+def _wanted() -> dict[str, str]:
+    return {"archive_mode": "on", "archive_command": archive_command(), "archive_timeout": str(ARCHIVE_TIMEOUT)}
+
+
+def _settings(secrets, port_name: str = "postgres-primary") -> dict[str, tuple[str, bool]]:
+    with postgres.connect(secrets, port_name=port_name) as conn:
         rows = conn.execute("SELECT name, setting, pending_restart FROM pg_settings WHERE name IN "
                             "('archive_mode', 'archive_command', 'archive_timeout')").fetchall()
     return {name: (setting, pending) for name, setting, pending in rows}
 
 
-def _configure_primary(secrets) -> str:
-    wanted = {"archive_mode": "on", "archive_command": archive_command(), "archive_timeout": str(ARCHIVE_TIMEOUT)}
-    have = _settings(secrets)
+def _configure(secrets, port_name: str) -> list[str]:
+    """ALTER SYSTEM the archiving settings that differ on one server (it is not replicated), then reload;
+    returns the names changed."""
+    wanted, have = _wanted(), _settings(secrets, port_name)
     changed = [k for k, v in wanted.items() if have.get(k, ("", False))[0] != v]
     if changed:
-        with postgres.connect(secrets) as conn:
+        with postgres.connect(secrets, port_name=port_name) as conn:
             for k in changed:
                 conn.execute(sql.SQL("ALTER SYSTEM SET {} = {}").format(sql.Identifier(k), sql.Literal(wanted[k])))
             conn.execute("SELECT pg_reload_conf()")
         time.sleep(0.5)
-    if _settings(secrets)["archive_mode"][0] != "on" or _settings(secrets)["archive_mode"][1]:
+    return changed
+
+
+def _restart_pending(secrets, port_name: str) -> bool:
+    mode = _settings(secrets, port_name)["archive_mode"]
+    return mode[0] != "on" or mode[1]
+
+
+def _configure_primary(secrets) -> str:
+    changed = _configure(secrets, "postgres-primary")
+    if _restart_pending(secrets, "postgres-primary"):
         restart_primary(secrets)
         return "archive_mode on (primary restarted once)"
     return "archive_command set" if changed else "archiving on"
 
 
 def _configure_standby(secrets) -> str:
-    """The same archive_command on the standby (ALTER SYSTEM is not replicated): once promoted by a
-    switchover or failover it archives its own WAL at once (the switchover's pre-flight compares them)."""
-    with postgres.connect(secrets, port_name="standby") as conn:
-        have = conn.execute("SELECT setting FROM pg_settings WHERE name = 'archive_command'").fetchone()[0]
-        if have == archive_command():
-            return ""
-        conn.execute(sql.SQL("ALTER SYSTEM SET archive_command = {}").format(sql.Literal(archive_command())))
-        conn.execute("SELECT pg_reload_conf()")
-    return "; the standby's archive_command set"
+    """The same archiving settings on the standby (ALTER SYSTEM is not replicated): once promoted by a
+    switchover or failover it archives its own WAL at once, and the switchover's pre-flight finds the two
+    servers' settings equal. On a sandbox built from nothing the standby is cloned before archiving is on,
+    so archive_mode needs one restart of the standby too (a fresh machine's switchover was refused for it)."""
+    changed = _configure(secrets, "standby")
+    if _restart_pending(secrets, "standby"):
+        restart_standby(secrets)
+        return "; the standby's archive_mode on (standby restarted once)"
+    return f"; the standby's {', '.join(changed)} set" if changed else ""
 
 
 def restart_primary(secrets) -> None:
     postgres._as_postgres([str(postgres.BIN / "pg_ctl"), "-D", str(postgres.primary_dir()), "-m", "fast", "-w",
                            "-t", "60", "restart", "-l", str(config.LOGS / "postgres-primary.log")], timeout=120)
+    postgres._wait_streaming(secrets, timeout=90)
+
+
+def restart_standby(secrets) -> None:
+    # The log is named after the port, as postgres.ensure() starts it (roles may be swapped).
+    standby_dir, log = (postgres.PRIMARY, "postgres-primary") if postgres.swapped() else \
+        (postgres.STANDBY, "postgres-standby")
+    postgres._as_postgres([str(postgres.BIN / "pg_ctl"), "-D", str(standby_dir), "-m", "fast", "-w",
+                           "-t", "60", "restart", "-l", str(config.LOGS / f"{log}.log")], timeout=120)
     postgres._wait_streaming(secrets, timeout=90)
 
 

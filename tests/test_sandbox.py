@@ -148,3 +148,17 @@ def test_up_after_kill_9_of_the_whole_engine_leaves_no_orphan_holding_a_port(san
     assert status.returncode == 0, status.stdout
     assert requests.get(f"http://127.0.0.1:{config.port('edge-mcp')}/health", timeout=5).json()["status"] == "healthy"
 
+
+
+def test_the_sandbox_as_built_passes_the_switchover_preflight(sandbox):
+    """A sandbox built from nothing clones its standby before archiving is on: the standby must still end up
+    with the primary's archive_mode, archive_command and archive_timeout (one restart), or the first switchover
+    on a fresh machine is refused ("archive_mode differs: primary on, standby off"). CI wipes the sandbox
+    before every run (.ci/run), so this holds for a sandbox with no history older than its build."""
+    from runbook.deployment import Deployment
+    from runbook.failover import preflight
+    from runbook.target import load_target
+
+    target = load_target("sandbox", REPO / "targets")
+    seen, problems = preflight.checks(Deployment(target), target.thresholds.replication_lag_max_seconds)
+    assert problems == [], f"the switchover pre-flight refuses the sandbox as built: {problems} (measured: {seen})"
