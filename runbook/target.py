@@ -289,6 +289,14 @@ class Thresholds(_Model):
     # Performance Tuning (checks/test_tuning.py): PostgreSQL's own guidance where the runbook gives no number.
     xid_age_warn_ratio: Ratio = 0.5   # of autovacuum_freeze_max_age: anti-wraparound vacuums are coming
     xid_age_max_ratio: Ratio = 0.8    # near 2^31 PostgreSQL stops accepting writes
+    # Identifiers about to run out (checks/test_identifiers.py, -m database, health, daily): the share of a
+    # sequence's or an integer primary key's range used warns, then fails. Transaction and multixact ID age
+    # fails at a share of the 2^31 before wraparound (freezing a large database takes hours: red leaves that
+    # time), and warns earlier, once autovacuum's forced freeze (at autovacuum_freeze_max_age) is overdue.
+    identifier_warn_ratio: Ratio = 0.75
+    identifier_max_ratio: Ratio = 0.9
+    xid_freeze_overdue_warn_ratio: Positive = 1.25  # x autovacuum_freeze_max_age (and the multixact one)
+    xid_wraparound_max_ratio: Ratio = 0.5  # of 2^31
     dead_tuple_warn_ratio: Ratio = 0.2
     cache_hit_warn_ratio: Ratio = 0.99
     slow_statement_ms: Positive = 100  # the runbook's "queries slower than 100 ms"
@@ -311,6 +319,9 @@ class Thresholds(_Model):
         if self.disk_warn_percent >= self.disk_fail_percent:
             raise _rule("disk_warn_percent", "less than thresholds.disk_fail_percent "
                         f"({format_number(self.disk_fail_percent)})", self.disk_warn_percent)
+        if self.identifier_warn_ratio >= self.identifier_max_ratio:
+            raise _rule("identifier_warn_ratio", "less than thresholds.identifier_max_ratio "
+                        f"({format_number(self.identifier_max_ratio)})", self.identifier_warn_ratio)
         return self
 
 
