@@ -48,6 +48,9 @@ class Evidence:
         self.records.append(Record("json", title, _jsonable(data)))
 
     def measure(self, name: str, value: Any, unit: str = "", threshold: Any = None, verdict: str = "") -> None:
+        """A figure for the report. The verdict written here decides nothing: a procedure's figure that must
+        meet its target goes through Context.judge (runbook/procedure.py), which writes it here and fails the
+        run when it misses."""
         self.records.append(Record("measure", name, {"value": _jsonable(value), "unit": unit,
                                                      "threshold": _jsonable(threshold), "verdict": verdict}))
 

@@ -234,10 +234,10 @@ class Procedure(Generic[S]):
 
 
 def _figure(value: float, unit: str) -> str:
-    """12.34 s, 0.06 s, 3 rows; seconds past two minutes also in minutes (targets are written in minutes)."""
+    """12.34 s, 0.06 s, 3 rows; from two minutes on also in minutes ("7200 s = 120 min": targets are in minutes)."""
     text = f"{value:.2f}".rstrip("0").rstrip(".") + (f" {unit}" if unit else "")
     if unit == "s" and value >= 120:
-        text += f" ({value / 60:.1f} min)"
+        text += f" = {round(value / 60, 1):g} min"
     return text
 
 

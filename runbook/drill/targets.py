@@ -70,6 +70,38 @@ def rows(measured: dict[str, Measured]) -> list[Row]:
     return out
 
 
+# The drill reads S3 (its source) and does not recover it: that row says "not measured" and is not judged.
+NOT_RECOVERED = ("S3 Storage",)
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """One figure of the table held to the runbook's upper end, for Context.judge: an RTO is a time target
+    (--accept-slower may accept it), an RPO a data target (never accepted)."""
+    what: str
+    measured_seconds: float | None
+    limit_seconds: float
+    kind: str          # "time" | "data"
+    next_step: str
+
+
+def judgements(found: list[Row]) -> list[Judgement]:
+    """Every figure the runbook gives a target for, of every component the drill recovers; a figure the
+    drill did not take is judged too (as not measured: red), never skipped."""
+    out = []
+    for t, r in zip(RUNBOOK, found):
+        if t.component in NOT_RECOVERED:
+            continue
+        if t.rto_max_seconds is not None:
+            out.append(Judgement(f"{t.component} RTO (runbook: {t.rto})", r.measured_rto_seconds, t.rto_max_seconds,
+                                 "time", "the slowest part in the evidence table 'steps'"))
+        if t.rpo_max_seconds is not None:
+            out.append(Judgement(f"{t.component} RPO (runbook: {t.rpo})", r.measured_rpo_seconds, t.rpo_max_seconds,
+                                 "data", "WAL archiving is behind or stopped: pytest checks -m daily -k wal_archive; "
+                                         "the Redis RDB too old: pytest procedures -m backup"))
+    return out
+
+
 def human(seconds: float | None) -> str:
     if seconds is None:
         return "-"
