@@ -25,3 +25,9 @@ def healthy(sandbox):
     compose.wait_healthy(timeout=90)
     yield
     compose.wait_healthy(timeout=90)
+
+
+def pytest_collection_modifyitems(config, items):
+    """The unit tests first: they are fast and need nothing running, so a broken build says so in a minute
+    instead of after the live tests (pytest alone collects tests/test_*.py before the tests/unit folder)."""
+    items.sort(key=lambda item: 0 if "/tests/unit/" in str(item.path) else 1)
