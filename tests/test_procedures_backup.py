@@ -4,6 +4,7 @@ middle of a restore puts the safety backup back, backup failures leave nothing t
 the nightly verification passes and reports RPO and restore duration. Each run is a pytest subprocess."""
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
@@ -275,6 +276,52 @@ def test_redis_dying_mid_restore_puts_the_safety_backup_back(our_backups, tmp_pa
         assert "UNDO FAILED" not in msg, msg
         faults.healthy_again(180)
         assert checksums() == state  # the state before the restore, not the backup's
+    finally:
+        delete_rows()
+
+
+# -- a restore's verdict is its evidence (issue 19 §5) ---------------------------------------------------------
+
+def _measured(run, name: str) -> dict:
+    """The one evidence record of the measured figure `name` in the run's JSON Lines evidence file."""
+    found = [r["data"] for line in run.evidence.read_text().splitlines() for r in json.loads(line).get("evidence", [])
+             if r.get("kind") == "measure" and r.get("title") == name]
+    assert len(found) == 1, (name, found)
+    return found[0]
+
+
+def test_restore_over_its_rto_target_is_red_naming_measured_and_target_and_keeps_the_restore(our_backups, tmp_path):
+    """The target's RTO set to 0.001 min (0.06 s): the restore does everything, then is red with the measured
+    RTO and the target, and nothing is undone (a row written after the backup stays gone: the safety backup
+    was not put back). With --accept-slower the same restore passes with a warning, written as accepted by
+    the operator in the evidence and the audit log."""
+    backup_id, tiny = take_backup(tmp_path), target_with(tmp_path, rto_minutes="0.001")
+    name = "RTO (writers stopped -> services healthy)"
+    try:
+        for accept in (False, True):
+            insert_rows([{"type": "task", "metadata": {"after": "backup"}, "ratio": None, "items": [],
+                          "embedding": None, "text": "made after the backup"}])
+            run = procedures(["-m", "restore", f"--backup={backup_id}", *(["--accept-slower"] if accept else [])],
+                             tmp_path, target=tiny)
+            with faults.admin() as conn:   # the restore was kept: the row made after the backup is gone
+                assert conn.execute("SELECT count(*) FROM mcp.contexts WHERE tenant_id = %s", (TENANT,)).fetchone()[0] == 0
+            assert "restoring the safety backup" not in run.output, run.output[-3000:]
+            figure = _measured(run, name)
+            assert figure["threshold"] == 0.06 and figure["value"] > 0.06, figure
+            if not accept:
+                msg = run.failed("test_restore_from_backup")
+                assert f"{name}: measured {figure['value']:g} s" in msg and "target 0.06 s" in msg, msg
+                assert "nothing undone" in msg and "Next step:" in msg and "UNDO" not in msg, msg
+                assert figure["verdict"] == "fail"
+                print(f"red as it should be: {msg.splitlines()[0][:400]}")
+            else:
+                run.passed("test_restore_from_backup")
+                assert figure["verdict"] == "accepted by the operator (--accept-slower)", figure
+                assert "accepted by the operator (--accept-slower)" in run.output, run.output[-3000:]
+                audit = [json.loads(line) for line in (REPO / "reports" / "audit.log").read_text().splitlines()[-20:]]
+                mine = [a for a in audit if a["procedure"] == "restore" and a["outcome"] == "succeeded"][-1]
+                assert mine["detail"].startswith("accepted by the operator: " + name), mine
+            faults.healthy_again()
     finally:
         delete_rows()
 
