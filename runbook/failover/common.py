@@ -7,6 +7,7 @@ import json
 import time
 from dataclasses import dataclass, field
 
+from ..findings import warn
 from ..pitr.host import Host
 from ..prober import Prober
 from ..state import state_dir
@@ -179,7 +180,6 @@ def judge(ctx):
               not_measured=rto_missing)
     ctx.mesh.evidence.measure("services unavailable (longest gap the prober saw)", st.services_unavailable_seconds, "s")
     if st.writer_from == "after the promotion":
-        from ..findings import warn
         warn(ctx.mesh.evidence, "the rows lost in the failure itself are not measured: no writer ran before the "
                                 "primary failed (this one started after the promotion). Next step: compare the old "
                                 "primary's last commits with the new primary (pg_waldump past the fork)")
