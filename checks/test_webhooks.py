@@ -111,8 +111,10 @@ def test_webhook_pending_not_stuck(mesh, target, thresholds):
 
 @pytest.mark.daily
 def test_webhook_dead_letters(mesh, target, thresholds):
-    """Dead letters: rows added to mcp.webhook_dlq within webhook_window, at most webhook_dlq_new_max_rows,
-    with the most common error_message; rows still pending/retrying/failed from before are a warning.
+    """Dead letters: unresolved rows (pending, retrying, failed) added to mcp.webhook_dlq within
+    webhook_window, at most webhook_dlq_new_max_rows, with the most common and the newest error_message;
+    unresolved rows from before are a warning. A row an operator marked 'resolved' is counted as evidence only,
+    even when it arrived within the window.
 
     The DLQ is this PostgreSQL table, not the Redis stream `webhook_events_dlq` the docs name; its columns
     are error_message, status (pending, retrying, failed, resolved) and created_at (sandbox/sql/schema.sql,
@@ -128,11 +130,14 @@ def test_webhook_dead_letters(mesh, target, thresholds):
         raise AssertionError(f"dead-letter table {table}: {text}. Next step: is schema.webhook_dlq right in "
                              f"{target.source.name}? The worker's migration 000003 creates it") from None
     assert result.rows, f"dead-letter table {table}: the count returned no row (expected one). Next step: rerun"
-    new_rows, unresolved, _oldest = result.rows[0]
-    top = webhooks.most_common_error(errors.rows)
+    new_rows, unresolved, _oldest, resolved = result.rows[0]
+    top, newest = webhooks.most_common_error(errors.rows), webhooks.newest_error(errors.rows)
     limit = thresholds.webhook_dlq_new_max_rows
-    verdict, message = webhooks.judge_dlq(table, window, new_rows, unresolved, top, limit)
-    mesh.evidence.measure(f"new dead letters in the last {duration(window)}", new_rows, " rows", limit, verdict)
+    verdict, message = webhooks.judge_dlq(table, window, new_rows, unresolved, top, limit, newest, resolved)
+    mesh.evidence.measure(f"new unresolved dead letters in the last {duration(window)}", new_rows, " rows", limit,
+                          verdict)
+    mesh.evidence.measure(f"dead letters of the last {duration(window)} already resolved (not counted)", resolved,
+                          " rows")
     if verdict == "warn":
         warn(mesh.evidence, message)
     _judged(mesh, verdict, message)

@@ -9,9 +9,10 @@ from sandbox import engine
 
 
 def quiet_target(tmp_path):
-    """The sandbox, judged over a 30 s error-rate window: the sandbox is healthy now, but fault tests run
-    earlier within the hour (their 5xx are real, and Prometheus keeps them) must not count against it."""
-    return target_with(tmp_path, error_rate_window='"30s"')
+    """The sandbox, judged over a 30 s error-rate window and a 60 s webhook window: the sandbox is healthy
+    now, but fault tests run earlier within the hour (their 5xx are real, and Prometheus keeps them; a dead
+    letter one of them left unresolved) must not count against it."""
+    return target_with(tmp_path, error_rate_window='"30s"', webhook_window='"60s"')
 
 
 def test_all_checks_pass_on_healthy_sandbox(sandbox, tmp_path):

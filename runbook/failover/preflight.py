@@ -18,8 +18,10 @@ class Refused(Exception):
 def checks(mesh, lag_max_seconds: float) -> tuple[list[str], list[str]]:
     """(what was measured, the problems). Problems are full sentences: measured, expected, next step."""
     pg, seen, problems = mesh.postgres, [], []
-    streaming = pg.sql("SELECT application_name, state, sync_state, coalesce(extract(epoch FROM replay_lag), 0) "
-                       "AS replay_lag_s, pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn) AS behind_bytes "
+    # No coalesce(..., 0): replay_lag is NULL once a standby has caught up and nothing is written (a true 0
+    # only when it is not behind: behind_bytes), and before its first replay (not measured: said below).
+    streaming = pg.sql("SELECT application_name, state, sync_state, extract(epoch FROM replay_lag) "
+                       "AS replay_lag_s, pg_wal_lsn_diff(pg_current_wal_flush_lsn(), replay_lsn) AS behind_bytes "
                        "FROM pg_stat_replication", title="pg_stat_replication (primary)")
     rows = [dict(zip(streaming.columns, r)) for r in streaming.rows]
     live = [r for r in rows if r["state"] == "streaming"]
@@ -28,8 +30,8 @@ def checks(mesh, lag_max_seconds: float) -> tuple[list[str], list[str]]:
         problems.append(f"no standby is streaming from the primary {pg.address('primary')} (pg_stat_replication: "
                         f"{[r['state'] for r in rows] or 'no row'}). Next step: start the standby, check its log")
     standby_state = pg.sql("SELECT pg_is_in_recovery() AS in_recovery, CASE WHEN pg_is_in_recovery() THEN "
-                           "pg_get_wal_replay_pause_state() END AS pause, coalesce(extract(epoch FROM now() - "
-                           "pg_last_xact_replay_timestamp()), 0) AS replay_age_s, pg_last_wal_receive_lsn() = "
+                           "pg_get_wal_replay_pause_state() END AS pause, extract(epoch FROM now() - "
+                           "pg_last_xact_replay_timestamp()) AS replay_age_s, pg_last_wal_receive_lsn() = "
                            "pg_last_wal_replay_lsn() AS replayed_all",
                            which="standby", title="the standby's replay")
     st = dict(zip(standby_state.columns, standby_state.rows[0]))
@@ -39,11 +41,20 @@ def checks(mesh, lag_max_seconds: float) -> tuple[list[str], list[str]]:
     if st["pause"] not in (None, "not paused"):
         problems.append(f"WAL replay on the standby {pg.address('standby')} is {st['pause']}: a promotion would "
                         "lose what is not replayed. Next step: SELECT pg_wal_replay_resume() on the standby")
-    lag = max((float(r["replay_lag_s"] or 0) for r in live), default=0.0)
+    # A NULL lag is not 0: a streaming standby's NULL replay_lag counts as 0 only when it is not behind, and
+    # the standby's replay age only when it has replayed a transaction at all; otherwise "not measured".
+    lags = [0.0 if r["replay_lag_s"] is None and r["behind_bytes"] is not None and r["behind_bytes"] <= 0
+            else r["replay_lag_s"] for r in live]
     if st["pause"] not in (None, "not paused") or not st["replayed_all"]:
-        lag = max(lag, float(st["replay_age_s"] or 0))
-    seen.append(f"replay lag {lag:.1f}s (limit {lag_max_seconds:g}s), replay {st['pause']}")
-    if lag > lag_max_seconds:
+        lags.append(st["replay_age_s"])
+    lag = None if not live or any(x is None for x in lags) else max((float(x) for x in lags), default=0.0)
+    seen.append(f"replay lag {'not measured' if lag is None else f'{lag:.1f}s'} (limit {lag_max_seconds:g}s), "
+                f"replay {st['pause']}")
+    if lag is None and live:
+        problems.append(f"replication lag not measured: the primary's replay_lag or the standby's last replay time "
+                        f"is NULL while it is behind (limit {lag_max_seconds:g}s). Next step: wait for the standby "
+                        "to replay (pytest checks -m daily -k replication), then ask again")
+    elif lag is not None and lag > lag_max_seconds:
         problems.append(f"replication lag {lag:.1f}s, limit {lag_max_seconds:g}s (replication_lag_max_seconds): "
                         "the standby would take that long to catch up with the writers stopped. Next step: find why "
                         "it lags (pytest checks -m daily -k replication), then ask again")

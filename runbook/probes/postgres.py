@@ -13,25 +13,43 @@ class QueryResult:
     elapsed_ms: float = 0.0
 
 
-# Replication lag, measured right on each side. The runbook's
+# Replication lag, measured right on each side (runbook/replication.py judges it). The runbook's
 #   EXTRACT(EPOCH FROM (now() - pg_last_xact_replay_timestamp()))
-# is NULL on a primary and grows without bound on an idle standby that is fully caught up.
+# is NULL on a primary and grows without bound on an idle standby that is fully caught up. No COALESCE(..., 0)
+# here: a NULL is something the judge must say (no receiver, no replay yet), never a lag of 0.
+#
+# The primary side, for the health check: replay_lag is NULL once the standby has caught up and nothing new
+# is written (PostgreSQL clears it); only then is it 0. Behind with no figure stays NULL: not measured.
 PRIMARY_REPLICATION = """
 SELECT application_name, client_addr::text AS client, state, sync_state,
        pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn)::bigint AS replay_lag_bytes,
-       COALESCE(EXTRACT(EPOCH FROM replay_lag), 0)::float AS replay_lag_seconds
+       CASE WHEN replay_lag IS NOT NULL THEN EXTRACT(EPOCH FROM replay_lag)
+            WHEN replay_lsn >= pg_current_wal_flush_lsn() THEN 0 END::float AS replay_lag_seconds
 FROM pg_stat_replication ORDER BY application_name"""
 
+# The daily check asks the primary first (what it had flushed), then the standby: a standby at or past that
+# position has replayed everything written before it was asked. One row even with no sender (LEFT JOIN,
+# pid NULL): the flush position is measured either way. Slots come from pg_replication_slots.active_pid.
+PRIMARY_SENDERS = """
+SELECT pg_wal_lsn_diff(pg_current_wal_flush_lsn(), '0/0')::bigint AS flush_lsn,
+       s.pid, s.application_name, s.state, sl.slot_name,
+       pg_wal_lsn_diff(s.replay_lsn, '0/0')::bigint AS replay_lsn,
+       EXTRACT(EPOCH FROM s.replay_lag)::float AS replay_lag_s
+FROM (SELECT 1) AS one
+LEFT JOIN pg_stat_replication s ON true
+LEFT JOIN pg_replication_slots sl ON sl.active_pid = s.pid
+ORDER BY s.application_name"""
+
+# pg_stat_wal_receiver has no row while no WAL receiver runs (primary_conninfo wrong, primary unreachable,
+# refused by pg_hba): receiver_status NULL, which the judge reads as "not streaming (status: none)".
 STANDBY_LAG = """
 SELECT pg_is_in_recovery() AS in_recovery,
-       pg_is_wal_replay_paused() AS replay_paused,
-       pg_last_wal_receive_lsn()::text AS receive_lsn,
-       pg_last_wal_replay_lsn()::text AS replay_lsn,
-       CASE WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0
-            ELSE COALESCE(EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()), 0)
-       END::float AS lag_seconds,
-       COALESCE(pg_wal_lsn_diff(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn()), 0)::bigint AS lag_bytes,
-       (SELECT status FROM pg_stat_wal_receiver) AS receiver_status"""
+       CASE WHEN pg_is_in_recovery() THEN pg_get_wal_replay_pause_state() END AS pause_state,
+       pg_wal_lsn_diff(pg_last_wal_receive_lsn(), '0/0')::bigint AS receive_lsn,
+       pg_wal_lsn_diff(pg_last_wal_replay_lsn(), '0/0')::bigint AS replay_lsn,
+       EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp())::float AS replay_age_s,
+       r.status AS receiver_status, r.slot_name
+FROM (SELECT 1) AS one LEFT JOIN pg_stat_wal_receiver r ON true"""
 
 LONG_QUERIES = """
 SELECT pid, usename, datname, state, EXTRACT(EPOCH FROM now() - query_start)::int AS seconds,

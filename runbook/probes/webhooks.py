@@ -210,19 +210,27 @@ def judge_progress(stream: str, group: str, window_s: float, arrived: int, proce
 # --- the dead-letter table ------------------------------------------------------------------------------
 
 # created_at is a timestamp without time zone written with now() in the writer's session: compared in ours
-# with localtimestamp (both in the server's TimeZone, as neither side sets one).
-DLQ_SUMMARY = """
-SELECT count(*) FILTER (WHERE created_at >= localtimestamp - make_interval(secs => %(window)s))::int AS new_rows,
-       count(*) FILTER (WHERE status IN ('pending', 'retrying', 'failed'))::int AS unresolved,
-       min(created_at) FILTER (WHERE status IN ('pending', 'retrying', 'failed')) AS oldest_unresolved
-FROM {table}"""
+# with localtimestamp (both in the server's TimeZone, as neither side sets one). Only rows still waiting
+# (pending, retrying, failed) are judged: a row an operator marked 'resolved' is done, even when it arrived
+# within the window; those are counted as evidence only. (The table has no resolved_at: "resolved within the
+# window" is a row created in it and resolved since.)
+UNRESOLVED = "status IN ('pending', 'retrying', 'failed')"
+IN_WINDOW = "created_at >= localtimestamp - make_interval(secs => %(window)s)"
 
-DLQ_ERRORS = """
-SELECT left(error_message, 200) AS error_message, status, count(*)::int AS rows, max(created_at) AS latest
-FROM {table}
-WHERE status IN ('pending', 'retrying', 'failed')
-   OR created_at >= localtimestamp - make_interval(secs => %(window)s)
-GROUP BY 1, 2 ORDER BY 3 DESC, 4 DESC LIMIT 10"""
+DLQ_SUMMARY = f"""
+SELECT count(*) FILTER (WHERE {UNRESOLVED} AND {IN_WINDOW})::int AS new_rows,
+       count(*) FILTER (WHERE {UNRESOLVED})::int AS unresolved,
+       min(created_at) FILTER (WHERE {UNRESOLVED}) AS oldest_unresolved,
+       count(*) FILTER (WHERE status = 'resolved' AND {IN_WINDOW})::int AS resolved_in_window
+FROM {{table}}"""
+
+# The unresolved errors, those with rows new in the window first; `latest` names the newest error too.
+DLQ_ERRORS = f"""
+SELECT left(error_message, 200) AS error_message, status, count(*)::int AS rows,
+       count(*) FILTER (WHERE {IN_WINDOW})::int AS new_rows, max(created_at) AS latest
+FROM {{table}}
+WHERE {UNRESOLVED}
+GROUP BY 1, 2 ORDER BY 4 DESC, 3 DESC, 5 DESC LIMIT 10"""
 
 
 def most_common_error(rows: list[tuple]) -> str:
@@ -233,18 +241,26 @@ def most_common_error(rows: list[tuple]) -> str:
     return f"{message!r} ({count} row{'s' if count != 1 else ''}, {status})"
 
 
+def newest_error(rows: list[tuple]) -> str:
+    """The error of the most recent unresolved row among DLQ_ERRORS rows (their `latest`, column 5), or ''."""
+    dated = [r for r in rows if len(r) > 4 and r[4] is not None]
+    return repr(max(dated, key=lambda r: r[4])[0]) if dated else ""
+
+
 def judge_dlq(table: str, window_s: float, new_rows: int, unresolved: int, top_error: str,
-              max_new: float) -> Finding:
-    """New dead letters in the window fail past max_new; older ones nobody resolved are a warning (each is a
-    webhook that was never applied)."""
+              max_new: float, newest: str = "", resolved_in_window: int = 0) -> Finding:
+    """New unresolved dead letters in the window fail past max_new; older ones nobody resolved are a warning
+    (each is a webhook that was never applied). Rows already marked 'resolved' are neither: evidence."""
     step = (f"read the error, fix its cause, then replay the rows (status 'pending') or mark them 'resolved': "
             f"SELECT event_type, error_message, count(*) FROM {table} WHERE status <> 'resolved' GROUP BY 1, 2")
+    resolved = f"; {resolved_in_window} resolved in the window, not counted" if resolved_in_window else ""
+    latest = f"; newest: {newest}" if newest else ""
     if new_rows > max_new:
-        return "fail", verdict_message(f"new dead letters in {table} in the last {duration(window_s)} (most common "
-                                       f"error: {top_error}; {unresolved} unresolved in all)",
-                                       new_rows, " rows", max_new, step)
+        return "fail", verdict_message(f"new dead letters in {table} in the last {duration(window_s)}, unresolved "
+                                       f"(most common error: {top_error}{latest}; {unresolved} unresolved in all"
+                                       f"{resolved})", new_rows, " rows", max_new, step)
     if unresolved:
         return "warn", (f"{table}: {unresolved} dead letters not resolved (pending, retrying or failed), "
-                        f"{new_rows} of them new in the last {duration(window_s)}; most common error: {top_error}. "
-                        f"Next step: {step}")
-    return "pass", f"{new_rows} new dead letters, none unresolved"
+                        f"{new_rows} of them new in the last {duration(window_s)}; most common error: {top_error}"
+                        f"{latest}{resolved}. Next step: {step}")
+    return "pass", f"{new_rows} new dead letters, none unresolved{resolved}"

@@ -3,6 +3,8 @@ missing stream or group named; each verdict flips exactly at its threshold; ever
 wrong, the measured value, the threshold and the next step."""
 from __future__ import annotations
 
+from datetime import datetime
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -184,4 +186,28 @@ def test_dead_letters_fail_past_the_threshold_and_warn_while_unresolved(new, unr
 
 def test_the_most_common_error_is_named_or_said_to_be_missing():
     assert wh.most_common_error([]) == "none recorded"
-    assert wh.most_common_error([("processing failed", "failed", 3, None)]) == "'processing failed' (3 rows, failed)"
+    assert wh.most_common_error([("processing failed", "failed", 3, 1, None)]) == \
+        "'processing failed' (3 rows, failed)"
+
+
+def test_the_newest_error_is_the_latest_row_whatever_the_counts():
+    """Twenty old rows of one error do not hide the one that just arrived (a test's own fault, or today's)."""
+    rows = [("old error", "failed", 20, 20, datetime(2026, 12, 3, 9, 0)),
+            ("just now", "failed", 1, 1, datetime(2026, 12, 3, 9, 5)), ("undated", "pending", 2, 0, None)]
+    assert wh.newest_error(rows) == "'just now'" and wh.newest_error([]) == ""
+    verdict, message = wh.judge_dlq("mcp.webhook_dlq", 900, 21, 23, wh.most_common_error(rows), 0,
+                                    wh.newest_error(rows), resolved_in_window=4)
+    assert verdict == "fail" and "newest: 'just now'" in message and "4 resolved in the window, not counted" in message
+
+
+def test_resolved_rows_alone_pass_and_are_said():
+    """Rows an operator marked 'resolved' are not counted (the SQL leaves them out): evidence, not red."""
+    verdict, message = wh.judge_dlq("mcp.webhook_dlq", 900, 0, 0, "none recorded", 0, resolved_in_window=20)
+    assert verdict == "pass" and "20 resolved in the window, not counted" in message
+
+
+def test_the_dead_letter_sql_counts_only_unresolved_rows():
+    new_rows = wh.DLQ_SUMMARY.split("AS new_rows")[0]
+    assert "status IN ('pending', 'retrying', 'failed')" in new_rows and "created_at >=" in new_rows
+    assert "WHERE status IN ('pending', 'retrying', 'failed')" in wh.DLQ_ERRORS
+    assert "{table}" in wh.DLQ_SUMMARY and "{table}" in wh.DLQ_ERRORS
