@@ -17,10 +17,14 @@ def who() -> str:
 
 
 def append(path: Path, redactor, *, target: str, procedure: str, params: dict, outcome: str,
-           seconds: float, detail: str = "") -> dict:
+           seconds: float, detail: str = "", lock: str = "") -> dict:
+    """lock: how the target lock went (runbook.lock.Held.summary()): which backend held the target and why
+    the others did not; absent before the lock was tried (--plan, a refusal by the gate)."""
     entry = {"when": datetime.now(timezone.utc).isoformat(timespec="seconds"), "who": who(), "target": target,
              "procedure": procedure, "params": params, "outcome": outcome, "seconds": round(seconds, 2),
              "detail": detail[:500]}
+    if lock:
+        entry["lock"] = lock[:1500]
     entry = redactor.value(entry)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)

@@ -1,7 +1,6 @@
-"""One destructive procedure at a time per target. Two locks, both released by the kernel or the server
-when the holder dies (so a crash never leaves the target locked):
-- a local flock on `<state dir>/locks/<target>.lock` (one machine);
-- a PostgreSQL session advisory lock on the target's primary, when it answers (every machine).
+"""The lock of this machine: a flock on `<state dir>/locks/<target>.lock`, released by the kernel when the
+holder dies (so a crash never leaves the target locked). The holder's name is written into the file so that a
+refusal can say who holds the target.
 
 Procedures run as root, so the lock file must not be a path anyone else can prepare: a file under /tmp (or
 any directory others can write) can be a planted symlink that turns "write the holder" into "overwrite
@@ -11,23 +10,18 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import hashlib
 import json
 import os
 import re
 import stat
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
-from .state import state_dir
-from .types import ProcedureRefused
+from ..state import state_dir
+from ..types import ProcedureRefused
 
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
-
-
-def lock_key(target_name: str) -> int:
-    """The advisory-lock key of a target (a restore spares the session that holds it)."""
-    return int.from_bytes(hashlib.sha1(f"mesh-runbook:{target_name}".encode()).digest()[:8], "big", signed=True)
 
 
 def lock_dir() -> Path:
@@ -41,12 +35,8 @@ def lock_path(target_name: str) -> Path:
 
 
 @contextmanager
-def target_lock(target_name: str, holder: dict, pg_connect=None):
-    """Hold the target for the duration of the block, or raise ProcedureRefused naming who holds it.
-
-    pg_connect: a callable returning either a psycopg connection (closed on release) or a context manager
-    that yields one (exited on release, e.g. a pool's connection()); a failure to connect leaves the local
-    lock alone in charge, since the primary may be what the procedure is about to repair."""
+def local_lock(target_name: str, holder: dict) -> Iterator[None]:
+    """Hold the target on this machine for the block, or raise ProcedureRefused naming who holds it here."""
     path = lock_path(target_name)
     fd = _open_lock_file(path)
     held = False
@@ -60,10 +50,7 @@ def target_lock(target_name: str, holder: dict, pg_connect=None):
         held = True
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps({**holder, "pid": os.getpid()}, default=str).encode(), 0)
-        with ExitStack() as stack:
-            if pg_connect is not None:
-                _advisory_lock(stack, target_name, pg_connect)
-            yield
+        yield
     finally:
         if held:
             os.ftruncate(fd, 0)  # a stale holder must never be named in a later refusal
@@ -128,36 +115,3 @@ def _describe(raw: bytes) -> str:
     if isinstance(data, dict):
         return ", ".join(f"{k}={v}" for k, v in data.items())[:300]
     return text[:300]
-
-
-def _advisory_lock(stack: ExitStack, target_name: str, pg_connect) -> None:
-    """Take the session advisory lock through pg_connect; its release is registered on `stack`."""
-    with ExitStack() as local:  # closes what was opened here unless the lock is taken
-        try:
-            made = pg_connect()
-            if made is not None and not hasattr(made, "execute") and hasattr(made, "__enter__"):
-                conn = local.enter_context(made)  # e.g. pool.connection(): exited (given back) on release
-            else:
-                conn = made
-                if conn is not None:
-                    local.callback(_quietly, conn.close)  # ends the session: the advisory lock goes with it
-            if conn is None:
-                return
-            key = lock_key(target_name)
-            got = conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()[0]
-        except Exception:
-            return  # no answer from the primary: the local lock still holds
-        if not got:
-            raise ProcedureRefused(f"another destructive procedure holds target {target_name!r} "
-                                   "(PostgreSQL advisory lock taken from another machine)")
-        # Unlock explicitly, before the close or exit above (callbacks run last-in first-out): a pooled
-        # connection outlives the block, and so would a session lock left on it.
-        local.callback(_quietly, conn.execute, "SELECT pg_advisory_unlock(%s)", (key,))
-        stack.enter_context(local.pop_all())
-
-
-def _quietly(fn, *args) -> None:
-    try:
-        fn(*args)
-    except Exception:
-        pass
