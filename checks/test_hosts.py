@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import pytest
 
+from fixtures.verdicts import expect
 from runbook.findings import warn
 from runbook.thresholds import classify, verdict_message
 
@@ -62,9 +63,8 @@ def test_disk_space(fleet_host, mount, thresholds):
     next_step = (f"on {fleet_host.name}: du -xh {mount} | sort -h | tail; rotate or remove old logs "
                  "(procedures -m fleet_maintenance), prune docker images")
     what = f"disk space on {fleet_host.name} {mount}"
-    if verdict == "warn":
-        warn(fleet_host.evidence, verdict_message(what, used, "%", thresholds.disk_warn_percent, next_step))
-    assert verdict != "fail", verdict_message(what, used, "%", thresholds.disk_fail_percent, next_step)
+    expect(fleet_host.evidence, verdict, verdict_message(what, used, "%", thresholds.disk_fail_percent, next_step),
+           warning=verdict_message(what, used, "%", thresholds.disk_warn_percent, next_step))
 
 
 def test_free_inodes(fleet_host, mount, thresholds):
@@ -116,11 +116,9 @@ def test_load(fleet_host, thresholds):
     fleet_host.evidence.measure(f"load (5 min) per CPU on {fleet_host.name}", round(per_cpu, 2), "",
                                 thresholds.host_load_max_per_cpu, verdict)
     what, next_step = f"load per CPU on {fleet_host.name}", f"on {fleet_host.name}: top -b -n1 | head -20"
-    if verdict == "warn":
-        warn(fleet_host.evidence, verdict_message(what, round(per_cpu, 2), "", thresholds.host_load_warn_per_cpu,
-                                                  next_step))
-    assert verdict != "fail", verdict_message(what, round(per_cpu, 2), "", thresholds.host_load_max_per_cpu,
-                                              next_step)
+    expect(fleet_host.evidence, verdict,
+           verdict_message(what, round(per_cpu, 2), "", thresholds.host_load_max_per_cpu, next_step),
+           warning=verdict_message(what, round(per_cpu, 2), "", thresholds.host_load_warn_per_cpu, next_step))
 
 
 def test_clock_offset(fleet_host, thresholds):

@@ -6,13 +6,14 @@ from __future__ import annotations
 import pytest
 
 from runbook.procedures import cert_renewal
+from runbook.types import Refused
 
 
 @pytest.mark.cert_renewal
 def test_renew_the_front_door_certificate(run_procedure, mesh, target, request):
     """Issue or take, validate, install, reload with 0 failed requests through the door, verify the serial."""
     if not target.frontdoor:
-        pytest.fail(f"refused: the target {target.name!r} has no [frontdoor]: nothing serves a certificate here")
+        raise Refused(f"the target {target.name!r} has no [frontdoor]: nothing serves a certificate here")
     proc, state = cert_renewal.procedure(request.config.getoption("--cert-file"),
                                          request.config.getoption("--key-file"))
     state = run_procedure(proc, state).state

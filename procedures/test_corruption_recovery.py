@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from runbook.pitr import repo
 from runbook.procedures import corruption_recovery
+from runbook.types import Refused
 
 pytestmark = pytest.mark.corruption_recovery
 
@@ -19,13 +19,9 @@ def test_corruption_recovery(run_procedure, request):
     tables verified (reads, amcheck, checksums, row counts, the standby), writers healthy; RTO, rows lost."""
     to_time, given = request.config.getoption("--to-time"), request.config.getoption("--tables")
     if not to_time:
-        pytest.fail("refused: --to-time is required: the moment before the damage (\"YYYY-MM-DD HH:MM:SS+00\")",
-                    pytrace=False)
+        raise Refused("--to-time is required: the moment before the damage (\"YYYY-MM-DD HH:MM:SS+00\")")
     tables = [t.strip() for t in (given or "").split(",") if t.strip()]
-    try:
-        proc, state = corruption_recovery.procedure(to_time, tables)
-    except repo.Refused as exc:
-        pytest.fail(f"refused: {exc}", pytrace=False)
+    proc, state = corruption_recovery.procedure(to_time, tables)
     r = run_procedure(proc, state).state
     lost = {t: n for t, n in r.rows_lost.items()}
     print(f"brought back {', '.join(r.replace)} as at {r.target_time} from backup {r.chosen}: copy "

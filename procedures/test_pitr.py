@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from runbook.pitr import repo
 from runbook.procedures import pitr
+from runbook.types import Refused
 
 pytestmark = pytest.mark.restore
 
@@ -18,12 +18,9 @@ def test_point_in_time_restore(run_procedure, request):
     if not to_time:
         pytest.skip("no --to-time: the point-in-time restore runs only when asked for a moment")
     if backup:
-        pytest.fail("refused: --to-time and --backup are two different restores (point-in-time from the WAL "
-                    "archive, or a logical backup): give one", pytrace=False)
-    try:
-        proc, state = pitr.procedure(to_time)
-    except repo.Refused as exc:
-        pytest.fail(f"refused: {exc}", pytrace=False)
+        raise Refused("--to-time and --backup are two different restores (point-in-time from the WAL "
+                      "archive, or a logical backup): give one")
+    proc, state = pitr.procedure(to_time)
     r = run_procedure(proc, state).state
     print(f"recovered to {r.target_time} from {r.chosen.label}: restore {r.restore_seconds:.1f}s, recovery + "
           f"promotion {r.recovery_seconds:.1f}s, standby {r.standby_seconds:.1f}s, RTO {r.rto_seconds:.1f}s; "

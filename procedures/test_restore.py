@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from runbook import backups
 from runbook.procedures import restore
+from runbook.types import Refused
 
 pytestmark = pytest.mark.restore
 
@@ -17,12 +17,9 @@ def test_restore_from_backup(run_procedure, request):
     if request.config.getoption("--to-time") and not value:
         pytest.skip("--to-time: the point-in-time restore runs instead (procedures/test_pitr.py)")
     if not value:
-        pytest.fail("refused: a restore needs the backup named: --backup=ID (YYYYMMDD_HHMMSS) or --backup=latest "
-                    "(it never guesses which data to put back)")
-    try:
-        proc, state = restore.procedure(value)
-    except backups.BadBackupId as exc:
-        pytest.fail(f"refused: {exc}")
+        raise Refused("a restore needs the backup named: --backup=ID (YYYYMMDD_HHMMSS) or --backup=latest "
+                      "(it never guesses which data to put back)")
+    proc, state = restore.procedure(value)
     r = run_procedure(proc, state).state
     print(f"restored backup {r.backup_id} (safety backup {r.safety_id}): RTO {r.rto_seconds:.1f}s, "
           f"pg_restore {r.pg_restore_seconds:.1f}s; configuration: {'; '.join(r.config_differences)}")

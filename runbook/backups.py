@@ -1,10 +1,12 @@
 """Backup identity and discovery: IDs are UTC timestamps YYYYMMDD_HHMMSS; a backup is complete only
-when its manifest.json exists (the manifest is written last)."""
+when its manifest.json exists (the manifest is written last). The listing also keeps what the store says of
+each object (size and ETag): enough to hold a backup against its manifest without downloading it."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from typing import Mapping
 
 ID_RE = re.compile(r"^\d{8}_\d{6}$")
 MANIFEST = "manifest.json"
@@ -30,28 +32,47 @@ def new_id(now: datetime | None = None) -> str:
 
 
 @dataclass(frozen=True)
+class StoredObject:
+    """What the store's listing says of one object: its size and its ETag (quotes removed). The ETag is the
+    MD5 of the body for a single-part upload, an opaque "<md5 of the parts' md5s>-<parts>" for a multipart
+    one: either way it changes when the object is written again with other bytes."""
+    size: int
+    etag: str
+
+
+@dataclass(frozen=True)
 class BackupRef:
     id: str
     taken_at: datetime
     complete: bool
+    objects: Mapping[str, StoredObject] = field(default_factory=dict, compare=False, hash=False)  # by key
 
     @property
     def age_seconds(self) -> float:
         return (datetime.now(timezone.utc) - self.taken_at).total_seconds()
 
 
+def stored_objects(s3, bucket: str, prefix: str) -> dict[str, StoredObject]:
+    """Every object under s3://bucket/prefix with its size and ETag, by key: one paginated listing."""
+    found = {}
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for obj in page.get("Contents", []):
+            found[obj["Key"]] = StoredObject(obj["Size"], obj.get("ETag", "").strip('"'))
+    return found
+
+
 def list_backups(s3, bucket: str, prefix: str) -> list[BackupRef]:
-    """All backups under s3://bucket/prefix/, oldest first; `complete` says whether the manifest is there."""
+    """All backups under s3://bucket/prefix/, oldest first; `complete` says whether the manifest is there,
+    `objects` what the store holds under it."""
     base = prefix.strip("/") + "/" if prefix.strip("/") else ""
     ids: dict[str, bool] = {}
-    paginator = s3.get_paginator("list_objects_v2")
-    for page in paginator.paginate(Bucket=bucket, Prefix=base):
-        for obj in page.get("Contents", []):
-            rest = obj["Key"][len(base):]
-            backup_id, _, name = rest.partition("/")
-            if ID_RE.match(backup_id):
-                ids[backup_id] = ids.get(backup_id, False) or name == MANIFEST
-    return sorted((BackupRef(i, parse_id(i), c) for i, c in ids.items()), key=lambda b: b.id)
+    objects: dict[str, dict[str, StoredObject]] = {}
+    for key, obj in stored_objects(s3, bucket, base).items():
+        backup_id, _, name = key[len(base):].partition("/")
+        if ID_RE.match(backup_id):
+            ids[backup_id] = ids.get(backup_id, False) or name == MANIFEST
+            objects.setdefault(backup_id, {})[key] = obj
+    return sorted((BackupRef(i, parse_id(i), c, objects[i]) for i, c in ids.items()), key=lambda b: b.id)
 
 
 def latest(s3, bucket: str, prefix: str) -> BackupRef | None:

@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from .probes.docker import ServiceState
+from .types import Unreachable
 
 WINDOW_S = 1.0
 
@@ -32,10 +33,10 @@ def sample(compose, seconds: float = WINDOW_S) -> Window:
             for name, future in futures.items():
                 try:
                     window.memory[name] = future.result()
-                except AssertionError as exc:   # Unreachable: said per service
+                except Unreachable as exc:   # said per service
                     window.memory[name] = str(exc)
         time.sleep(max(0.0, seconds - (time.monotonic() - t0)))
         window.second = {s.service: s for s in compose.services(record=False)}
-    except AssertionError as exc:
+    except Unreachable as exc:
         window.error = str(exc)
     return window

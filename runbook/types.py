@@ -17,14 +17,34 @@ class RunbookWarning(UserWarning):
     """
 
 
-class Unreachable(AssertionError):
-    """A component did not answer within its deadline (or refused our credentials). An AssertionError, so
-    the check fails (red) rather than erroring, and its message is the whole story: the component, the
-    address, the deadline and the next step."""
+class MeshError(Exception):
+    """The root of the suite's own outcomes that are not a judged verdict: the check could not look
+    (Unreachable), the target or the environment is wrong (Misconfigured), or a procedure will not go on
+    (Refused). None is an AssertionError: an AssertionError means a check looked and found something wrong
+    (or found nothing to judge: missing data is red). fixtures/ turns each into its row once (a message,
+    never a traceback): fixtures/reports.py for checks, fixtures/safety.py for procedures."""
 
 
-class ProcedureRefused(Exception):
-    """A destructive procedure will not run (not selected with -m, target not confirmed, lock held, ...)."""
+class Unreachable(MeshError):
+    """A component did not answer within its deadline (or refused our credentials). The check is red and
+    reported "unreachable"; its message is the whole story: the component, the address, the deadline and
+    the next step. Components raise it; the run's breaker (runbook/breaker.py) trips on it."""
+
+
+class Misconfigured(MeshError):
+    """The target or the environment is wrong: an endpoint the target file does not name, a secret variable
+    that is not set, a path that cannot be read. The message names the target key (or variable, or path)
+    and what to put there. Not Unreachable: nothing was asked, and the breaker does not trip."""
+
+
+class Refused(MeshError):
+    """A procedure will not go on: an option that does not make sense, its pre-flight found the deployment
+    unfit, or the gate (not selected, target not confirmed, lock held). Raised anywhere in a procedure, it
+    is one line "refused: ..." and one audit line, written by the gate (fixtures/safety.py)."""
+
+
+# The former name, still raised by runbook/lock.py and a few procedures: the same class.
+ProcedureRefused = Refused
 
 
 class _Missing:

@@ -27,7 +27,7 @@ from requests.adapters import HTTPAdapter
 from .. import tls
 from ..probes import http as http_probe
 from ..probes.http import HttpObservation
-from ..types import Unreachable
+from ..types import Misconfigured, Unreachable
 from . import Component
 
 
@@ -83,7 +83,7 @@ class FrontDoor(Component):
     @property
     def conf(self):
         if not self.target.frontdoor:
-            raise AssertionError(f"the target {self.target.name!r} has no [frontdoor]")
+            raise Misconfigured(f"the target {self.target.name!r} has no [frontdoor] in {self.target.source}")
         return self.target.frontdoor
 
     @property
@@ -155,8 +155,8 @@ class FrontDoor(Component):
         try:
             return tls.load_pem_chain(Path(path).read_bytes())
         except OSError as exc:
-            raise AssertionError(f"the CA bundle {path} cannot be read: {exc.strerror or exc}. Next step: "
-                                 "sandbox/up makes the sandbox's; production: point [frontdoor] ca_bundle at it")
+            raise Misconfigured(f"the CA bundle {path} cannot be read: {exc.strerror or exc}. Next step: "
+                                "sandbox/up makes the sandbox's; production: point [frontdoor] ca_bundle at it")
 
     def serial(self, hostname: str) -> str:
         return format(self.handshake(hostname).chain[0].serial_number, "x")
@@ -189,7 +189,7 @@ class FrontDoor(Component):
     def admin(self, command: str, socket_path: str | None = None) -> str:
         path = socket_path or self.conf.admin_socket
         if not path:
-            raise AssertionError(f"the target {self.target.name!r} names no [frontdoor] admin_socket")
+            raise Misconfigured(f"the target {self.target.name!r} names no [frontdoor] admin_socket")
         try:
             with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
                 sock.settimeout(self.timeout)
@@ -215,7 +215,7 @@ class FrontDoor(Component):
 
     def master(self, command: str) -> str:
         if not self.conf.master_socket:
-            raise AssertionError(f"the target {self.target.name!r} names no [frontdoor] master_socket")
+            raise Misconfigured(f"the target {self.target.name!r} names no [frontdoor] master_socket")
         return self.admin(command, self.conf.master_socket)
 
     def servers(self, record: bool = True) -> list[dict]:
@@ -254,7 +254,7 @@ class FrontDoor(Component):
 
     def _map(self) -> str:
         if not self.conf.maintenance_map:
-            raise AssertionError(f"the target {self.target.name!r} names no [frontdoor] maintenance_map")
+            raise Misconfigured(f"the target {self.target.name!r} names no [frontdoor] maintenance_map")
         return self.conf.maintenance_map
 
     def maintenance_on(self, retry_after: int) -> None:
@@ -279,14 +279,14 @@ class FrontDoor(Component):
 
     def cert_file(self, hostname: str) -> Path:
         if not self.conf.cert_dir:
-            raise AssertionError(f"the target {self.target.name!r} names no [frontdoor] cert_dir")
+            raise Misconfigured(f"the target {self.target.name!r} names no [frontdoor] cert_dir")
         return Path(self.conf.cert_dir) / f"{hostname}.pem"
 
     # --- blocked sources (the deny rule reads this ACL file: http-request deny if { src -f FILE })
 
     def _blocklist(self) -> str:
         if not self.conf.blocklist:
-            raise AssertionError(f"the target {self.target.name!r} names no [frontdoor] blocklist")
+            raise Misconfigured(f"the target {self.target.name!r} names no [frontdoor] blocklist")
         return self.conf.blocklist
 
     def blocked(self) -> list[str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..probes import http as http_probe
 from ..probes.http import HttpObservation
+from ..types import Misconfigured
 from . import Component
 
 
@@ -12,8 +13,8 @@ class Http(Component):
         try:
             svc = self.target.services[service]
         except KeyError:
-            raise AssertionError(f"the target {self.target.name!r} has no service {service!r} "
-                                 f"(it has: {', '.join(self.target.services)})") from None
+            raise Misconfigured(f"the target {self.target.name!r} has no service {service!r} in [services] "
+                                f"(it has: {', '.join(self.target.services)})") from None
         return svc.url.rstrip("/") + (path or svc.health_path)
 
     def get(self, service: str, path: str = "", title: str = "", **kwargs) -> HttpObservation:
@@ -31,6 +32,7 @@ class Http(Component):
     def api_headers(self) -> dict:
         key = self.target.secret(self.target.api.key_env) if self.target.api else None
         if not key:
-            raise AssertionError(f"no API key: set the environment variable "
-                                 f"{self.target.api.key_env if self.target.api else '(api.key_env)'}")
+            raise Misconfigured(f"no API key: set the environment variable "
+                                f"{self.target.api.key_env if self.target.api else '(api.key_env)'}"
+                                + ("" if self.target.api else f" named by [api] key_env in {self.target.source}"))
         return {"X-API-Key": key}

@@ -16,7 +16,7 @@ from typing import Iterator
 import psycopg
 
 from ..probes.postgres import QueryResult
-from ..types import Unreachable
+from ..types import Misconfigured, Unreachable
 from . import Component, first_line
 
 WHICH = ("primary", "standby")
@@ -48,7 +48,8 @@ class Postgres(Component):
         pg = self.target.postgres
         endpoint = pg.primary if which == "primary" else pg.standby
         if endpoint is None:
-            raise AssertionError(f"the target {self.target.name!r} has no PostgreSQL {which}")
+            raise Misconfigured(f"the target {self.target.name!r} has no PostgreSQL {which}: "
+                                f"[postgres] {which} is not in {self.target.source}")
         return endpoint
 
     def endpoint(self, which: str = "primary"):
@@ -154,6 +155,8 @@ class Postgres(Component):
         """The single value of a one-row, one-column query. No row is a failure, never a silent None."""
         result = self.sql(sql, params, which, title)
         if not result.rows:
+            # The server answered: a red check (missing data is never a pass), not Unreachable (which would
+            # trip the breaker and silence this endpoint's other checks).
             raise AssertionError(f"PostgreSQL {which}: {' '.join(sql.split())[:120]} returned no row")
         return result.rows[0][0]
 

@@ -5,7 +5,7 @@ import dataclasses
 
 from ..probes import http
 from ..probes import prometheus as prom
-from ..types import Unreachable
+from ..types import Misconfigured, Unreachable
 from . import Component
 
 
@@ -13,7 +13,8 @@ class Prometheus(Component):
     @property
     def url(self) -> str:
         if not self.target.prometheus:
-            raise AssertionError(f"the target {self.target.name!r} configures no Prometheus")
+            raise Misconfigured(f"the target {self.target.name!r} configures no Prometheus "
+                                f"([prometheus] url in {self.target.source})")
         return self.target.prometheus.url
 
     def query(self, expr: str) -> list:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..probes import integrity
+from ..types import Unreachable
 
 READ_TIMEOUT = 120.0          # seconds per count(*): a big table gives a verdict, not a hang
 
@@ -114,7 +115,7 @@ def assess(mesh, schema: str) -> Extent:
         try:
             with pg.connect("standby", statement_timeout=READ_TIMEOUT) as conn:
                 ext.standby_counts, _ = count_each(conn, ext.tables, pg.Error)
-        except AssertionError:   # Unreachable: the standby's counts are a bonus, not a precondition
+        except Unreachable:   # the standby's counts are a bonus, not a precondition
             ext.standby_counts = {}
     return ext
 

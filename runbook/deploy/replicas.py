@@ -16,6 +16,7 @@ from __future__ import annotations
 import time
 
 from ..target import Instance
+from ..types import Misconfigured
 from ..wait import eventually
 
 DRAIN_DEADLINE = 30    # seconds for the current sessions of a drained server to finish (health checks are 1 s)
@@ -33,8 +34,8 @@ def _row(door, server: str) -> dict:
     for row in door.servers(record=False):
         if row["backend"] == backend and row["server"] == name:
             return row
-    raise AssertionError(f"the front door has no server {server} (show stat). Next step: compare the target's "
-                         f"[services] server names with the proxy's configuration")
+    raise Misconfigured(f"the front door has no server {server} (show stat). Next step: compare the target's "
+                        f"[services] server names with the proxy's configuration")
 
 
 def others_up(door, inst: Instance, instances: list[Instance]) -> list[str]:

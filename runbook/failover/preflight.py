@@ -2,6 +2,8 @@
 said; any one failing refuses the switchover before anything changes."""
 from __future__ import annotations
 
+from .. import types
+
 # Settings a hot standby needs at least as high as its primary's (else it stops on promotion or refuses to
 # start as the other's standby), and settings both nodes must share for the roles to swap.
 AT_LEAST = ("max_connections", "max_worker_processes", "max_wal_senders", "max_prepared_transactions",
@@ -11,7 +13,7 @@ EQUAL = ("server_version_num", "wal_level", "archive_mode", "archive_command", "
 SETTINGS_SQL = "SELECT name, setting FROM pg_settings WHERE name = ANY(%s)"
 
 
-class Refused(Exception):
+class Refused(types.Refused):
     """The switchover is refused: nothing was changed."""
 
 

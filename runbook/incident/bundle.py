@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
 from .. import artefacts
+from ..types import Unreachable
 
 ROOT = "incidents"
 LOG_LINES = 20000          # per container: the newest lines (a week of a quiet service; the tail of a noisy one)
@@ -68,7 +69,7 @@ def gather(mesh, incident_id: str, redactor, front_door=None) -> Bundle:
     add = lambda name, text: bundle.files.__setitem__(name, redactor.text(text).encode())  # noqa: E731
     try:
         containers = mesh.compose.containers()
-    except AssertionError as exc:  # Unreachable: the engine did not answer
+    except Unreachable as exc:  # the engine did not answer
         containers = []
         bundle.notes.append(f"containers: {exc}")
     for c in containers:
@@ -87,7 +88,7 @@ def gather(mesh, incident_id: str, redactor, front_door=None) -> Bundle:
                 cols = [d.name for d in cur.description]
                 rows = [dict(zip(cols, r)) for r in cur.fetchall()]
             add(f"postgres/{title}.json", _json(rows))
-        except (mesh.postgres.Error, AssertionError) as exc:
+        except (mesh.postgres.Error, Unreachable) as exc:
             bundle.notes.append(f"postgres {title}: {str(exc).splitlines()[0][:200]}")
     if front_door is None:
         bundle.notes.append("front door access log: this target has no front door (the services are reached "

@@ -18,6 +18,8 @@ from typing import Protocol, Sequence
 import requests
 from requests.adapters import HTTPAdapter
 
+from ..types import Misconfigured
+
 NO_FRONT_DOOR = ("this target has no front door (its services are reached directly): no place here to block "
                  "{sources}. Next step: deny them where traffic enters: the security group or network ACL, the WAF "
                  "(an IP set in a block rule), or a deny rule in the reverse proxy "
@@ -55,7 +57,7 @@ class HaproxyDoor:
     def access_log(self) -> str:
         path = self.door.conf.access_log
         if not path:
-            raise AssertionError("the target's [frontdoor] names no access_log")
+            raise Misconfigured("the target's [frontdoor] names no access_log")
         with open(path, "rb") as log:   # the last 2 MiB: what an incident needs is recent
             log.seek(0, 2)
             log.seek(max(0, log.tell() - (2 << 20)))

@@ -20,6 +20,8 @@ import secrets
 import uuid
 from dataclasses import dataclass
 
+from ..types import Refused
+
 AUDIT_TABLE = "mcp.api_key_revocations"
 AUDIT_DDL = f"""CREATE TABLE IF NOT EXISTS {AUDIT_TABLE} (
     id bigserial PRIMARY KEY,
@@ -34,7 +36,7 @@ AUDIT_DDL = f"""CREATE TABLE IF NOT EXISTS {AUDIT_TABLE} (
 PREFIX_RE = re.compile(r"^[A-Za-z0-9_-]{1,10}$")   # key_prefix is varchar(10)
 
 
-class ScopeRefused(ValueError):
+class ScopeRefused(Refused, ValueError):
     pass
 
 

@@ -12,11 +12,13 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+from .. import types
+
 SEGMENTS_PER_LOG = 256          # 16 MiB segments: 0x100000000 / 16 MiB
 WAL_FILE = re.compile(r"(?:^|/)([0-9A-F]{8})([0-9A-F]{8})([0-9A-F]{8})(?:-[0-9a-f]{40})?(?:\.[a-z0-9]+)?$")
 
 
-class Refused(RuntimeError):
+class Refused(types.Refused, RuntimeError):
     """The point-in-time recovery cannot be done as asked: nothing was touched."""
 
 

@@ -22,6 +22,7 @@ from ..probes import http, registry
 from ..procedure import Context, Procedure, Step, param
 from ..prober import Prober
 from ..state import state_dir
+from ..types import Refused
 from ..wait import eventually
 
 ORDER = ("rest-api", "edge-mcp", "worker")
@@ -34,7 +35,7 @@ def history_file() -> Path:
     return state_dir() / "deployments.jsonl"
 
 
-class DeployRefused(ValueError):
+class DeployRefused(Refused, ValueError):
     pass
 
 

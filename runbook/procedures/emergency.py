@@ -16,12 +16,13 @@ from dataclasses import dataclass, field
 from ..emergency import alerts, remedies, triage
 from ..emergency.remedies import Action
 from ..procedure import Context, Procedure, Step, param
+from ..types import Refused
 from . import deploy
 
 VERIFY_DEADLINE = 180.0
 
 
-class EmergencyRefused(ValueError):
+class EmergencyRefused(Refused, ValueError):
     pass
 
 

@@ -23,6 +23,7 @@ from ..load import crosscheck, judge, plot
 from ..load import SOURCE_TAG
 from ..load.profiles import Profile, profile as profile_named
 from ..procedure import Context, Procedure, Step, param
+from ..types import Refused
 
 CONNECT_WAIT = 20          # seconds the master waits for its workers
 DELETE_TIMEOUT = 300       # removing the full profile's ~300k contexts takes a while
@@ -191,7 +192,10 @@ def new_run_id() -> str:
 
 def procedure(target, profile: str, reports_dir: Path, run_id: str | None = None
               ) -> tuple[Procedure[LoadState], LoadState]:
-    shape = profile_named(profile)   # an unknown profile is refused before anything runs
+    try:
+        shape = profile_named(profile)
+    except ValueError as exc:   # an unknown profile is refused before anything runs
+        raise Refused(str(exc)) from None
     run_id = run_id or new_run_id()
     th = target.thresholds
     state = LoadState(profile=shape.name, run_id=run_id, out_dir=Path(reports_dir) / "load" / run_id,

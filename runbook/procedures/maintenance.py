@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from .. import maintenance_tasks as tasks
 from ..procedure import Context, Procedure, Step, param
 from ..thresholds import parse_duration
+from ..types import Refused
 
 MESSAGE = "Developer Mesh is undergoing scheduled maintenance. We'll be back shortly."
 LEAVE_MARGIN = 3.0   # seconds kept at the end of the window for leaving maintenance mode
@@ -225,7 +226,7 @@ def procedure(duration: str) -> tuple[Procedure, MaintenanceState]:
     try:
         seconds = parse_duration(duration)
     except (ValueError, TypeError):
-        raise ValueError(f"--duration {duration!r}: expected a duration like 30m, 1h or 900 (seconds)") from None
+        raise Refused(f"--duration {duration!r}: expected a duration like 30m, 1h or 900 (seconds)") from None
     if seconds < 5:
-        raise ValueError(f"--duration {duration!r}: at least 5s (entering and leaving take a moment)")
+        raise Refused(f"--duration {duration!r}: at least 5s (entering and leaving take a moment)")
     return Procedure("maintenance", steps(), steady), MaintenanceState(duration=duration, seconds=seconds)

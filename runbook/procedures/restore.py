@@ -27,6 +27,7 @@ from .. import backup_store, backups, config_archive, pg_tools
 from ..components import scratch
 from ..procedure import Context, Procedure, Step, param
 from ..redact import Redactor
+from ..types import Unreachable
 from ..wait import eventually
 from . import backup
 from .verify import redis_image, resolve
@@ -232,11 +233,11 @@ def _dependencies_down(ctx: Ctx) -> list[str]:
     problems = []
     try:
         ctx.mesh.postgres.value("SELECT 1")
-    except AssertionError as exc:  # Unreachable
+    except Unreachable as exc:
         problems.append(f"PostgreSQL primary does not answer: {str(exc)[:160]}")
     try:
         ctx.mesh.redis.ping()
-    except AssertionError as exc:
+    except Unreachable as exc:
         problems.append(f"Redis does not answer: {str(exc)[:160]}")
     return problems
 

@@ -52,7 +52,8 @@ def test_log_rotation_verdict():
 @pytest.mark.parametrize("bad", ["soon", "-5m", "2s", ""])
 def test_a_bad_duration_is_refused_with_the_value(bad):
     from runbook.procedures import maintenance
-    with pytest.raises(ValueError, match="--duration"):
+    from runbook.types import Refused
+    with pytest.raises(Refused, match="--duration"):
         maintenance.procedure(bad)
 
 
