@@ -5,7 +5,12 @@ images.json and manifest.json (written last: a backup without a manifest is inco
 the runbook's script: the dumps come from one exported snapshot, so the row counts in the manifest are the
 rows in the dump; Redis is copied only after LASTSAVE moved past its value before BGSAVE (the runbook
 sleeps 5 s and copies whatever is there); "verify" reads every object back against size and sha256 (the
-runbook lists the files); the embeddings table is mcp.embeddings (not vector_embeddings)."""
+runbook lists the files); the embeddings table is mcp.embeddings (not vector_embeddings).
+
+The manifest (format 2) records per artefact its name, key, size, sha256 and the ETag the store gave it,
+read from the store's listing before the manifest is written: the morning checklist holds the newest backup
+against sizes and ETags from a listing, without downloading it (runbook/backup_store.py). Format 1 had no
+ETag: its backups are checked by size only, and say so."""
 from __future__ import annotations
 
 import io
@@ -16,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from .. import backups, config_archive, pg_tools
+from .. import backup_store, backups, config_archive, pg_tools
 from ..procedure import Context, Procedure, Step, param
 from ..redact import Redactor
 from ..wait import eventually
@@ -152,9 +157,26 @@ def running_images(ctx: Ctx):
     return f"{len(ctx.state.images)} services"
 
 
+def _listed(ctx: Ctx) -> dict[str, backups.StoredObject]:
+    s3 = ctx.mesh.s3
+    return s3.call("the backup's listing", lambda c: backups.stored_objects(c, s3.bucket, _prefix(ctx)))
+
+
+def record_etags(ctx: Ctx) -> None:
+    """Each artefact's ETag, as the store's listing gives it now; the store must hold the size we sent."""
+    listed = _listed(ctx)
+    for art in ctx.state.artefacts:
+        held = listed.get(art["key"])
+        if held is None or held.size != art["size"]:
+            raise RuntimeError(f"{art['key']}: the store holds {'nothing' if held is None else held.size} "
+                               f"{'' if held is None else 'bytes '}after we sent {art['size']} bytes")
+        art["etag"] = held.etag
+
+
 def write_manifest(ctx: Ctx):
     st = ctx.state
-    st.manifest = {"id": st.id, "target": ctx.target.name, "format": 1, "started_at": st.started_at,
+    record_etags(ctx)
+    st.manifest = {"id": st.id, "target": ctx.target.name, "format": 2, "started_at": st.started_at,
                    "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "source": st.source,
                    "postgres_version": st.postgres_version, "redis_version": st.redis_version,
                    "row_counts": st.row_counts, "redis_keys": st.redis_keys, "artefacts": st.artefacts}
@@ -163,10 +185,13 @@ def write_manifest(ctx: Ctx):
 
 
 def verify_objects(ctx: Ctx):
+    """Every object read back against size and sha256, and the listing against the recorded sizes and
+    ETags: the morning check will judge this backup by the latter, so both must agree now."""
     problems = [p for a in ctx.state.manifest["artefacts"] if (p := ctx.mesh.s3.verify(a))]
+    problems += backup_store.check_listing(ctx.state.manifest, _listed(ctx))[0]
     if problems:
         raise RuntimeError("backup does not match its manifest: " + "; ".join(problems))
-    return f"{len(ctx.state.manifest['artefacts'])} objects verified (size + sha256)"
+    return f"{len(ctx.state.manifest['artefacts'])} objects verified (size + sha256, size + ETag as listed)"
 
 
 class _ChunkReader:
@@ -202,5 +227,5 @@ def procedure(backup_id: str | None = None) -> tuple[Procedure[BackupState], Bac
         Step("configuration: Compose file, env file and config_paths, secrets removed", configuration),
         Step("record image names, versions and digests of every Compose service", running_images),
         Step("write manifest.json (last: without it the backup is incomplete)", write_manifest),
-        Step("verify every object against the manifest (size + sha256)", verify_objects),
+        Step("verify every object against the manifest (size + sha256; size + ETag as listed)", verify_objects),
     ]), state
