@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from fixtures.verdicts import expect
 from runbook import backup_store, error_rate, health, images, replication
 from runbook.findings import warn
 from runbook.probes import postgres
@@ -24,16 +25,14 @@ def test_1_system_health_edge_mcp(mesh):
     The runbook's `jq -r '.status' | grep -q "healthy"` also matches "unhealthy"."""
     verdict, message = health.judge("edge-mcp", mesh.http.get("edge-mcp"),
                                     "docker compose logs --tail=100 edge-mcp; docker inspect edge-mcp")
-    if verdict == "warn":
-        warn(mesh.evidence, message)
-    assert verdict != "fail", message
+    expect(mesh.evidence, verdict, message)
 
 
 def test_2_rest_api_health(mesh):
     """2. REST API Health: rest-api /health says exactly "healthy" with HTTP 200 (its database ping passed)."""
     verdict, message = health.judge("rest-api", mesh.http.get("rest-api"),
                                     "docker compose logs --tail=100 rest-api; check PostgreSQL")
-    assert verdict != "fail", message
+    expect(mesh.evidence, verdict, message)
 
 
 def test_3_redis_connection(mesh):
@@ -54,11 +53,9 @@ def test_4_disk_space(host, host_name, thresholds, mesh):
     verdict = classify(used, thresholds.disk_warn_percent, thresholds.disk_fail_percent)
     mesh.evidence.measure(f"disk used on {host_name} /", used, "%", thresholds.disk_fail_percent, verdict)
     next_step = "find the largest directories (du -xh / | sort -h | tail), prune docker images, rotate logs"
-    if verdict == "warn":
-        warn(mesh.evidence, verdict_message(f"disk space on {host_name} /", used, "%",
-                                            thresholds.disk_warn_percent, next_step))
-    assert verdict != "fail", verdict_message(f"disk space on {host_name} /", used, "%",
-                                              thresholds.disk_fail_percent, next_step)
+    expect(mesh.evidence, verdict,
+           verdict_message(f"disk space on {host_name} /", used, "%", thresholds.disk_fail_percent, next_step),
+           warning=verdict_message(f"disk space on {host_name} /", used, "%", thresholds.disk_warn_percent, next_step))
 
 
 def test_5_error_rate_last_hour(mesh, thresholds):
@@ -72,9 +69,7 @@ def test_5_error_rate_last_hour(mesh, thresholds):
                                    "find the failing route: sum by (path, status) (rate(http_requests_total"
                                    "{status=~\"5..\"}[5m])); check the service logs; roll back if a deploy is "
                                    "recent (pytest procedures -m rollback)")
-    if verdict == "warn":
-        warn(mesh.evidence, message)
-    assert verdict != "fail", message
+    expect(mesh.evidence, verdict, message)
 
 
 def test_6_api_key_expirations(mesh, target, thresholds):

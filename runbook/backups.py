@@ -8,11 +8,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Mapping
 
+from .types import Refused
+
 ID_RE = re.compile(r"^\d{8}_\d{6}$")
 MANIFEST = "manifest.json"
 
 
-class BadBackupId(ValueError):
+class BadBackupId(Refused, ValueError):
     pass
 
 
