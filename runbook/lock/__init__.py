@@ -40,7 +40,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Iterator, Literal, Protocol, Sequence
 
-from ..types import ProcedureRefused
+from ..types import Refused
 from .local import lock_dir, lock_path, local_lock
 
 __all__ = ["Attempt", "Backend", "Held", "Missing", "lock_dir", "lock_key", "lock_path", "target_lock", "backends_for"]
@@ -107,7 +107,7 @@ class Held:
 @contextmanager
 def target_lock(target_name: str, holder: dict, backends: Sequence[Backend] | None = None, *,
                 local_only: bool = False, held: Held | None = None) -> Iterator[Held]:
-    """Hold the target for the block, or raise ProcedureRefused naming who holds it, or what was tried.
+    """Hold the target for the block, or raise Refused naming who holds it, or what was tried.
 
     backends: the cross-machine backends in order (backends_for(mesh)). None means the caller wants this
     machine's lock alone (tooling that runs on the sandbox's own machine, tests of the flock); the gate always
@@ -127,7 +127,7 @@ def target_lock(target_name: str, holder: dict, backends: Sequence[Backend] | No
                     attempt = backend.take(stack, target_name, holder, held.notes)
                     held.attempts.append(attempt)
                     if attempt.outcome == "held":
-                        raise ProcedureRefused(
+                        raise Refused(
                             f"another destructive procedure holds target {target_name!r}: {attempt.backend} is "
                             f"held by {attempt.detail}. Wait for it to finish (one procedure at a time per "
                             "target).")
@@ -137,14 +137,14 @@ def target_lock(target_name: str, holder: dict, backends: Sequence[Backend] | No
                     held.mode = f"local only by {LOCAL_ONLY_OPTION}"
                 else:
                     tried = "; ".join(a.line() for a in held.attempts) or "no backend is configured"
-                    raise ProcedureRefused(
+                    raise Refused(
                         f"no lock that other machines see could be taken for target {target_name!r}, so a second "
                         f"operator elsewhere would not be kept out. Tried: {tried}. Next step: bring back the "
                         "PostgreSQL primary or standby (or give the target an S3 store that honours conditional "
                         f"writes); if you know no one else runs a procedure on {target_name!r}, run again with "
                         f"{LOCAL_ONLY_OPTION} (recorded in the audit log).")
                 yield held
-    except ProcedureRefused:
+    except Refused:
         if not held.local:
             held.local = "local flock on this machine: HELD or unusable"
         raise

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Iterator
 
 from ..state import state_dir
-from ..types import ProcedureRefused
+from ..types import Refused
 
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 
@@ -36,7 +36,7 @@ def lock_path(target_name: str) -> Path:
 
 @contextmanager
 def local_lock(target_name: str, holder: dict) -> Iterator[None]:
-    """Hold the target on this machine for the block, or raise ProcedureRefused naming who holds it here."""
+    """Hold the target on this machine for the block, or raise Refused naming who holds it here."""
     path = lock_path(target_name)
     fd = _open_lock_file(path)
     held = False
@@ -44,7 +44,7 @@ def local_lock(target_name: str, holder: dict) -> Iterator[None]:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise ProcedureRefused(f"another destructive procedure holds target {target_name!r}: "
+            raise Refused(f"another destructive procedure holds target {target_name!r} on this machine: "
                                    f"{_describe(os.pread(fd, 4096, 0))}. Wait for it to finish "
                                    "(one procedure at a time per target).") from None
         held = True
@@ -64,7 +64,7 @@ def _open_lock_file(path: Path) -> int:
             fd = os.open(path.name, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=dir_fd)
         except OSError as exc:
             if exc.errno == errno.ELOOP:
-                raise ProcedureRefused(f"lock file {path} is a symlink: refusing to follow it "
+                raise Refused(f"lock file {path} is a symlink: refusing to follow it "
                                        "(someone planted it; remove it and look into how)") from None
             raise
     finally:
@@ -73,7 +73,7 @@ def _open_lock_file(path: Path) -> int:
     # A hard link (st_nlink > 1) to another root-owned file would pass the owner check: refuse it too.
     if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid() or st.st_nlink != 1:
         os.close(fd)
-        raise ProcedureRefused(f"lock file {path} is not a plain file of uid {os.geteuid()} with one link "
+        raise Refused(f"lock file {path} is not a plain file of uid {os.geteuid()} with one link "
                                f"(mode {stat.filemode(st.st_mode)}, uid {st.st_uid}, {st.st_nlink} links): "
                                "refusing to use it")
     if stat.S_IMODE(st.st_mode) != 0o600:
@@ -93,13 +93,13 @@ def _open_lock_dir(path: Path) -> int:
         fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError as exc:
         if exc.errno in (errno.ELOOP, errno.ENOTDIR):
-            raise ProcedureRefused(f"lock directory {path} is a symlink or not a directory: refusing to use it "
+            raise Refused(f"lock directory {path} is a symlink or not a directory: refusing to use it "
                                    "(remove it; it is recreated 0700)") from None
         raise
     st = os.fstat(fd)
     if st.st_uid != os.geteuid():
         os.close(fd)
-        raise ProcedureRefused(f"lock directory {path} belongs to uid {st.st_uid}, not to uid {os.geteuid()} "
+        raise Refused(f"lock directory {path} belongs to uid {st.st_uid}, not to uid {os.geteuid()} "
                                "that runs the procedure: refusing to use it")
     if stat.S_IMODE(st.st_mode) & 0o077:
         os.fchmod(fd, 0o700)  # ours, so ours to narrow; what others may have put there is checked per file

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from runbook import audit, lock
 from runbook.lock import Held, Missing, advisory, target_lock
 from runbook.lock.advisory import AdvisoryLock
-from runbook.types import ProcedureRefused
+from runbook.types import Refused
 
 FIRST = {"procedure": "backup", "who": "alice@ops-1", "since": "2026-11-29T10:00:00Z"}
 SECOND = {"procedure": "restore", "who": "bob@ops-2", "since": "2026-11-29T10:01:00Z"}
@@ -34,7 +34,7 @@ def state(tmp_path, monkeypatch):
 
 def test_a_second_holder_is_refused_and_told_who_holds_the_target():
     with target_lock("sandbox", FIRST):
-        with pytest.raises(ProcedureRefused) as refused:
+        with pytest.raises(Refused) as refused:
             with target_lock("sandbox", SECOND):
                 pytest.fail("the second holder got in")
     message = str(refused.value)
@@ -76,7 +76,7 @@ def test_a_symlink_planted_at_the_lock_path_is_refused_not_followed(state, tmp_p
     victim.write_text("precious\n")
     (state / "locks").mkdir(parents=True, mode=0o700)
     lock.lock_path("sandbox").symlink_to(victim)
-    with pytest.raises(ProcedureRefused, match="symlink"):
+    with pytest.raises(Refused, match="symlink"):
         with target_lock("sandbox", FIRST):
             pytest.fail("took a lock through a symlink")
     assert victim.read_text() == "precious\n"
@@ -87,7 +87,7 @@ def test_a_hard_link_planted_at_the_lock_path_is_refused(state, tmp_path):
     victim.write_text("precious\n")
     (state / "locks").mkdir(parents=True, mode=0o700)
     os.link(victim, lock.lock_path("sandbox"))
-    with pytest.raises(ProcedureRefused, match="one link"):
+    with pytest.raises(Refused, match="one link"):
         with target_lock("sandbox", FIRST):
             pass
     assert victim.read_text() == "precious\n"
@@ -98,7 +98,7 @@ def test_a_symlinked_lock_directory_is_refused(state, tmp_path):
     elsewhere.mkdir(mode=0o700)
     state.mkdir()
     (state / "locks").symlink_to(elsewhere)
-    with pytest.raises(ProcedureRefused, match="symlink"):
+    with pytest.raises(Refused, match="symlink"):
         with target_lock("sandbox", FIRST):
             pass
     assert list(elsewhere.iterdir()) == []
@@ -108,7 +108,7 @@ def test_a_symlinked_lock_directory_is_refused(state, tmp_path):
 def test_a_lock_directory_owned_by_someone_else_is_refused(state):
     (state / "locks").mkdir(parents=True, mode=0o700)
     os.chown(state / "locks", 65534, 65534)
-    with pytest.raises(ProcedureRefused, match="belongs to uid 65534"):
+    with pytest.raises(Refused, match="belongs to uid 65534"):
         with target_lock("sandbox", FIRST):
             pass
 
@@ -148,7 +148,7 @@ def test_a_dead_holders_lock_is_released():
     try:
         os.close(ready_w)
         assert os.read(ready_r, 16) == b"locked"
-        with pytest.raises(ProcedureRefused, match=f"pid={pid}"):
+        with pytest.raises(Refused, match=f"pid={pid}"):
             with target_lock("sandbox", SECOND):
                 pass
     finally:
@@ -249,7 +249,7 @@ def test_an_advisory_lock_held_from_another_machine_refuses_naming_the_holder_an
     with target_lock("sandbox", FIRST, pg_backends(primary, standby)):
         monkeypatch.setenv("MESH_STATE_DIR", str(tmp_path / "other-machine"))
         held = Held()
-        with pytest.raises(ProcedureRefused) as refused:
+        with pytest.raises(Refused) as refused:
             with target_lock("sandbox", SECOND, pg_backends(primary, standby), held=held):
                 pytest.fail("ran while another machine held the target")
         with target_lock("sandbox", SECOND):   # the second machine's flock was let go
@@ -277,7 +277,7 @@ def test_a_lock_taken_on_the_standby_while_the_primary_was_down_keeps_out_a_runn
     with target_lock("sandbox", FIRST, pg_backends(primary, standby)):   # the failover's runner
         primary.up = True                                                 # the primary answers again
         monkeypatch.setenv("MESH_STATE_DIR", str(tmp_path / "second-machine"))
-        with pytest.raises(ProcedureRefused, match="standby db-2:5432 is held by mesh-runbook lock: backup"):
+        with pytest.raises(Refused, match="standby db-2:5432 is held by mesh-runbook lock: backup"):
             with target_lock("sandbox", SECOND, pg_backends(primary, standby)):
                 pytest.fail("two runners: the second took the primary's lock and ran")
         assert primary.locks == {}   # the second runner's primary lock was given back when it was refused
@@ -285,7 +285,7 @@ def test_a_lock_taken_on_the_standby_while_the_primary_was_down_keeps_out_a_runn
 
 def test_no_backend_answering_refuses_naming_what_was_tried_and_frees_the_local_lock():
     held = Held()
-    with pytest.raises(ProcedureRefused) as refused:
+    with pytest.raises(Refused) as refused:
         with target_lock("sandbox", FIRST, pg_backends(FakeServer(up=False), FakeServer(up=False)), held=held):
             pytest.fail("ran with no lock another machine sees")
     message = str(refused.value)
@@ -301,7 +301,7 @@ def test_no_backend_answering_refuses_naming_what_was_tried_and_frees_the_local_
 def test_local_lock_only_runs_under_the_flock_alone_and_says_so():
     with target_lock("sandbox", FIRST, pg_backends(FakeServer(up=False), FakeServer(up=False)),
                      local_only=True) as held:
-        with pytest.raises(ProcedureRefused):   # this machine's flock still holds
+        with pytest.raises(Refused):   # this machine's flock still holds
             with target_lock("sandbox", SECOND, []):
                 pass
     assert held.summary().startswith("local only by --local-lock-only; advisory lock on the primary")
@@ -312,7 +312,7 @@ def test_local_lock_only_still_takes_what_answers_and_never_overrides_a_holder(m
     with target_lock("sandbox", FIRST, pg_backends(primary, standby), local_only=True) as held:
         assert held.mode.startswith("cross-machine")   # the option is a fallback, not a way around
         monkeypatch.setenv("MESH_STATE_DIR", str(tmp_path / "other"))
-        with pytest.raises(ProcedureRefused, match="is held by"):
+        with pytest.raises(Refused, match="is held by"):
             with target_lock("sandbox", SECOND, pg_backends(primary, standby), local_only=True):
                 pytest.fail("--local-lock-only let a second runner past a held lock")
 
@@ -322,7 +322,7 @@ def test_a_target_without_a_standby_or_s3_says_so_in_the_record():
     backends = [AdvisoryLock("primary", "db-1:5432", FakeServer(up=False).connect),
                 Missing("advisory lock on the standby", "the target names no PostgreSQL standby"),
                 Missing("S3 lease", "the target names no S3 store")]
-    with pytest.raises(ProcedureRefused, match="the target names no S3 store"):
+    with pytest.raises(Refused, match="the target names no S3 store"):
         with target_lock("sandbox", FIRST, backends, held=held):
             pass
     assert "advisory lock on the standby: not used (the target names no PostgreSQL standby)" in held.summary()
@@ -332,7 +332,7 @@ def test_a_local_flock_held_here_refuses_before_any_server_is_asked():
     primary, standby = FakeServer(), FakeServer()
     with target_lock("sandbox", FIRST):
         held = Held()
-        with pytest.raises(ProcedureRefused, match="alice@ops-1"):
+        with pytest.raises(Refused, match="alice@ops-1"):
             with target_lock("sandbox", SECOND, pg_backends(primary, standby), held=held):
                 pass
     assert primary.locks == standby.locks == {} and held.attempts == []
@@ -374,7 +374,7 @@ def test_two_runners_that_share_a_backend_never_both_get_in(tmp_path_factory, re
             os.environ["MESH_STATE_DIR"] = str(base / "b")
             with target_lock("sandbox", SECOND, backends(reach_b)):
                 entered.append("b")
-    except ProcedureRefused:
+    except Refused:
         pass
     if not any(reach_a):
         assert entered == []

@@ -17,7 +17,7 @@ from botocore.config import Config
 
 from runbook.lock import Held, target_lock
 from runbook.lock.s3lease import S3Lease
-from runbook.types import ProcedureRefused
+from runbook.types import Refused
 
 BUCKET = "mcp-backups-test"
 KEY = "locks/sandbox.json"
@@ -74,7 +74,7 @@ def test_the_lease_is_created_holds_a_second_runner_out_and_is_deleted_on_releas
         body = json.loads(client.get_object(Bucket=BUCKET, Key=KEY)["Body"].read())
         assert body["who"] == "alice@ops-1" and body["seconds"] == 300 and body["token"]
         monkeypatch.setenv("MESH_STATE_DIR", str(tmp_path / "two"))   # another machine: its own flock
-        with pytest.raises(ProcedureRefused) as refused:
+        with pytest.raises(Refused) as refused:
             with target_lock("sandbox", SECOND, [lease(client)]):
                 pytest.fail("two runners held the lease")
     assert "S3 lease in s3://mcp-backups-test/locks/ at moto is held by failover by alice@ops-1" in str(refused.value)
@@ -136,7 +136,7 @@ class IgnoringStore:
 
 def test_a_store_that_ignores_conditional_writes_is_never_trusted_with_the_lease():
     store = IgnoringStore()
-    with pytest.raises(ProcedureRefused) as refused:
+    with pytest.raises(Refused) as refused:
         with target_lock("sandbox", FIRST, [S3Lease(lambda: store, BUCKET, "s3rver")]):
             pytest.fail("a lease on a store that cannot refuse a second writer held the target")
     assert "the store ignored If-None-Match" in str(refused.value)
