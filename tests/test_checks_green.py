@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import faults_emergency
-from harness import run_suite, target_with
+from harness import REPO, run_suite, target_with
 from sandbox import engine
 
 
@@ -13,6 +15,16 @@ def quiet_target(tmp_path):
     now, but fault tests run earlier within the hour (their 5xx are real, and Prometheus keeps them; a dead
     letter one of them left unresolved) must not count against it."""
     return target_with(tmp_path, error_rate_window='"30s"', webhook_window='"60s"')
+
+
+def collected(args: list[str], target) -> list[str]:
+    """The test names (as JUnit names them) that `pytest <args> --collect-only` selects against `target`: what
+    a run of the same selection must report, so that a new check needs no count edited here."""
+    out = subprocess.run([sys.executable, "-m", "pytest", *args, "--collect-only", "-q", "--no-default-reports",
+                          f"--target={target}"], cwd=REPO, capture_output=True, text=True, timeout=120).stdout
+    names = sorted(line.split("::", 1)[1].strip() for line in out.splitlines() if "::" in line)
+    assert names, f"--collect-only {' '.join(args)} selected nothing:\n{out[-2000:]}"
+    return names
 
 
 def test_all_checks_pass_on_healthy_sandbox(sandbox, tmp_path):
@@ -35,19 +47,21 @@ def test_all_checks_pass_on_healthy_sandbox(sandbox, tmp_path):
 
 
 def test_daily_checklist_is_fast_and_names_its_reports(sandbox, tmp_path):
-    run = run_suite(["checks", "-m", "daily"], tmp_path, target=quiet_target(tmp_path))
+    target = quiet_target(tmp_path)
+    run = run_suite(["checks", "-m", "daily"], tmp_path, target=target)
     assert run.rc == 0, run.output[-3000:]
-    # 6 runbook steps (disk once per host) + 3 it forgot + 4 webhook + Redis persistence + the WAL archive
-    # + 4 certificate checks per public hostname of the front door (checks/test_tls.py, 2 hostnames)
-    # + each second replica's own health (edge-mcp-2, rest-api-2: a dead one hides behind the door)
-    assert len(run.results) == 25
+    # Every check -m daily selects ran and reported (runbook steps, webhooks, persistence, the WAL archive,
+    # certificates per public hostname, each second replica, ...): compared with what collection selects, not
+    # with a count that each new daily check would have to bump.
+    assert sorted(run.results) == collected(["checks", "-m", "daily"], target), run.output[-3000:]
     assert "reports" in run.output and str(run.html) in run.output
 
 
 def test_daily_checklist_under_xdist_keeps_every_verdict_and_its_evidence(sandbox, tmp_path):
-    run = run_suite(["checks", "-m", "daily", "-n", "2"], tmp_path, target=quiet_target(tmp_path))
+    target = quiet_target(tmp_path)
+    run = run_suite(["checks", "-m", "daily", "-n", "2"], tmp_path, target=target)
     assert run.rc == 0, run.output[-3000:]
-    assert len(run.results) == 25
+    assert sorted(run.results) == collected(["checks", "-m", "daily"], target), run.output[-3000:]
     lines = [json.loads(line) for line in run.evidence.read_text().splitlines()]
     assert sorted(line["nodeid"].rpartition("::")[2] for line in lines) == sorted(run.results)
     assert all(line["evidence"] for line in lines if line["outcome"] == "passed")
