@@ -2,7 +2,8 @@
 
 `pytest checks -m daily` is the morning checklist. Each test is one numbered step of the runbook's script;
 7 to 9 are steps the runbook forgot. Also daily, from their own sections: the webhook pipeline
-(checks/test_webhooks.py) and Redis persistence (checks/test_health.py).
+(checks/test_webhooks.py), Redis persistence (checks/test_health.py) and identifiers about to run out
+(checks/test_identifiers.py).
 """
 from __future__ import annotations
 
