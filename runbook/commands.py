@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Iterator, Sequence
 
+from . import client_env
 from .redact import Redactor
 
 PIPE, DEVNULL = subprocess.PIPE, subprocess.DEVNULL
@@ -59,7 +60,13 @@ def _describe(cmd: Sequence[str], what: str | None) -> str:
 
 
 def _env(env: dict | None, replace_env: bool) -> dict:
-    return dict(env or {}) if replace_env else {**os.environ, **(env or {})}
+    """The child's environment: ours plus `env`. Off the main thread, "ours" is the copy taken at start-up
+    (runbook/client_env.py): iterating os.environ there races pytest, which sets and deletes
+    PYTEST_CURRENT_TEST around every test (KeyError mid-copy; fleet checks run commands from a pool)."""
+    if replace_env:
+        return dict(env or {})
+    ours = os.environ if threading.current_thread() is threading.main_thread() else client_env.environ()
+    return {**ours, **(env or {})}
 
 
 def run(cmd: Sequence[str], *, timeout: float, what: str | None = None, env: dict | None = None,

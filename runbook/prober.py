@@ -1,6 +1,8 @@
 """The zero-downtime prober: during a deploy, a thread sends requests to the health and smoke endpoints at a
 steady rate and records every failure, the worst latency and the longest gap without a good answer.
-Bounded in time and count, loopback or the target's own URLs only."""
+Bounded in time and count, loopback or the target's own URLs only. The thread never reads os.environ (it
+raced pytest's PYTEST_CURRENT_TEST): its default session is runbook/client_env.py's, with the start-up
+proxies worked out per URL here, before the thread starts."""
 from __future__ import annotations
 
 import threading
@@ -8,6 +10,8 @@ import time
 from dataclasses import dataclass, field
 
 import requests
+
+from . import client_env
 
 
 @dataclass
@@ -36,12 +40,15 @@ class ProbeFigures:
 
 
 class Prober:
-    DEFAULT_SESSION = requests.Session
+    DEFAULT_SESSION = staticmethod(client_env.session)
 
     def __init__(self, urls: list[str], interval: float = 0.1, timeout: float = 2.0, max_seconds: float = 900,
-                 session=requests.Session):
+                 session=client_env.session):
         self.urls, self.interval, self.timeout, self.max_seconds = urls, interval, timeout, max_seconds
         self.session = session   # a factory: mesh.frontdoor.session sends the public names through the door
+        # the start-up proxies for the default session only (the door's session goes straight to the door)
+        self._proxies = {u: client_env.startup().http.proxies_for(u) if session is client_env.session else {}
+                         for u in urls}
         self.figures = ProbeFigures()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True, name="deploy-prober")
@@ -69,7 +76,7 @@ class Prober:
                 t0 = time.monotonic()
                 ok, why = False, ""
                 try:
-                    resp = session.get(url, timeout=(self.timeout, self.timeout))
+                    resp = session.get(url, timeout=(self.timeout, self.timeout), proxies=self._proxies[url])
                     ok = resp.status_code == 200
                     why = f"HTTP {resp.status_code}"
                 except requests.RequestException as exc:

@@ -3,7 +3,11 @@ hanging deployment costs one deadline for all its components together, not one p
 answer trips the run's breaker (runbook/breaker.py), so its checks fail at once naming that first failure;
 what answers costs the checks nothing (they go on as if no probe had run).
 
-Daemon threads, not a pool: a probe stuck in a hanging connect must never hold up the end of the run."""
+Daemon threads, not a pool: a probe stuck in a hanging connect must never hold up the end of the run.
+
+The threads never read os.environ, which pytest changes between tests (issue 19 §3): their HTTP goes through
+runbook/client_env.py's sessions, the S3 client is made here, in the main thread, before they start, and the
+target's secrets come from the environment as copied at start-up (fixtures/target.py)."""
 from __future__ import annotations
 
 import threading
@@ -50,10 +54,21 @@ def start(target, breaker: Breaker) -> None:
     """Probe every component endpoint of `target` concurrently; failures trip `breaker`."""
     from .deployment import Deployment  # here: deployment imports the breaker, not this module
     mesh = Deployment(target, Evidence())   # its own evidence: the probes are not a check's findings
+    _clients_made_here(mesh)
     for key, (probe, deadline) in probes(mesh).items():
         done = breaker.expect(key, deadline + SLACK)
         threading.Thread(target=_run, args=(key, probe, breaker, done), daemon=True,
                          name=f"reachability-{key}").start()
+
+
+def _clients_made_here(mesh) -> None:
+    """Clients whose making reads the environment, made in this (the main) thread: boto3 reads AWS_*
+    variables and iterates os.environ for proxies when a client is made (components/s3.py shares it). Making
+    one sends nothing; one that cannot be made is left for the probe to say why."""
+    try:
+        mesh.s3.client
+    except Exception:  # noqa: BLE001 - an endpoint URL botocore refuses: the probe reports it, in a message
+        pass
 
 
 def _run(key: str, probe, breaker: Breaker, done: threading.Event) -> None:

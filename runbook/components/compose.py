@@ -11,6 +11,7 @@ from pathlib import Path
 import docker
 import requests
 
+from .. import client_env
 from ..commands import CommandFailed, run
 from ..probes.docker import ServiceState, memory_usage, service_state
 from ..types import Unreachable
@@ -24,6 +25,32 @@ class ComposeError(CommandFailed):
     pass
 
 
+class _EngineAPI(docker.APIClient):
+    """docker-py's client (a requests.Session) with requests' environment lookup off. Its first request, the
+    API version, goes out from __init__, before a caller could set trust_env: with it on, every Engine call
+    iterated os.environ for proxies, in the reachability and sampling-window threads too, racing pytest's
+    PYTEST_CURRENT_TEST (issue 19 §3). The Engine is a local socket or the target's docker_host: no proxy."""
+
+    def _retrieve_server_version(self):
+        self.trust_env = False
+        return super()._retrieve_server_version()
+
+
+class _Engine(docker.DockerClient):
+    def __init__(self, **kwargs):   # docker.DockerClient.__init__ is this line, with APIClient
+        self.api = _EngineAPI(**kwargs)
+        self.api.trust_env = False
+
+
+def engine_settings(docker_host: str | None) -> dict:
+    """base_url (and tls) of the Engine: the target's docker_host, else DOCKER_HOST / DOCKER_TLS_VERIFY /
+    DOCKER_CERT_PATH as they were at start-up (runbook/client_env.py), never docker.from_env() in a thread."""
+    if docker_host:
+        return {"base_url": docker_host}
+    environ = dict(client_env.environ())
+    return docker.utils.kwargs_from_env(environment=environ) if environ else {}
+
+
 class Compose(Component):
     NotFound = docker.errors.NotFound
     Error = (docker.errors.DockerException, requests.RequestException)
@@ -31,8 +58,7 @@ class Compose(Component):
     @functools.cached_property
     def docker(self) -> docker.DockerClient:
         """The Engine API client (for what Compose has no verb for: stats, logs, get_archive, images)."""
-        base_url, timeout = self.target.compose.docker_host, self.timeout + ENGINE_SLACK
-        return docker.DockerClient(base_url=base_url, timeout=timeout) if base_url else docker.from_env(timeout=timeout)
+        return _Engine(**engine_settings(self.target.compose.docker_host), timeout=self.timeout + ENGINE_SLACK)
 
     def _engine(self, what: str, fn):
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import json
+import threading
 from typing import Any, Callable
 
 import boto3
@@ -20,6 +21,14 @@ from . import Component, first_line
 # 16 MiB parts: a 1 GB dump is ~64 parts; memory stays bounded at a few parts in flight.
 TRANSFER = TransferConfig(multipart_threshold=16 << 20, multipart_chunksize=16 << 20, max_concurrency=4)
 TRANSFER_READ_TIMEOUT = 600
+
+# One client per configuration per process, shared by every Deployment (botocore clients are thread-safe).
+# Making one reads AWS_* variables and the config files and iterates os.environ for proxies: done in the main
+# thread (runbook/reachability.py makes the run's before its threads start), never raced by pytest's
+# PYTEST_CURRENT_TEST; the threads only send requests on it (issue 19 §3). Keys from the target are static:
+# no refresh. A target without keys gets boto3's chain, resolved at creation.
+_CLIENTS: dict[tuple, Any] = {}
+_CLIENTS_LOCK = threading.Lock()
 
 
 class S3(Component):
@@ -41,11 +50,17 @@ class S3(Component):
 
     def _client(self, read_timeout: float):
         s3 = self.target.s3
-        return boto3.client(
-            "s3", endpoint_url=s3.endpoint_url, region_name=s3.region,
-            aws_access_key_id=self.target.secret(s3.access_key_env) if s3.access_key_env else None,
-            aws_secret_access_key=self.target.secret(s3.secret_key_env) if s3.secret_key_env else None,
-            config=Config(connect_timeout=self.timeout, read_timeout=read_timeout, retries={"max_attempts": 1}))
+        key_id = self.target.secret(s3.access_key_env) if s3.access_key_env else None
+        secret = self.target.secret(s3.secret_key_env) if s3.secret_key_env else None
+        settings = (s3.endpoint_url, s3.region, key_id, secret, self.timeout, read_timeout)
+        with _CLIENTS_LOCK:
+            if settings not in _CLIENTS:
+                _CLIENTS[settings] = boto3.client(
+                    "s3", endpoint_url=s3.endpoint_url, region_name=s3.region, aws_access_key_id=key_id,
+                    aws_secret_access_key=secret,
+                    config=Config(connect_timeout=self.timeout, read_timeout=read_timeout,
+                                  retries={"max_attempts": 1}))
+            return _CLIENTS[settings]
 
     def call(self, what: str, fn: Callable[[Any], Any]) -> Any:
         """fn(client) with every S3 failure said in one line."""

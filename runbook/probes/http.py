@@ -1,4 +1,7 @@
-"""HTTP probes with a deadline on connect and on read: a hanging endpoint costs at most `timeout`."""
+"""HTTP probes with a deadline on connect and on read: a hanging endpoint costs at most `timeout`.
+
+Each request goes through a session that never reads os.environ (runbook/client_env.py): these probes run in
+the reachability threads, where requests' own proxy lookup raced pytest's PYTEST_CURRENT_TEST."""
 from __future__ import annotations
 
 import json
@@ -7,6 +10,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import requests
+
+from .. import client_env
 
 
 @dataclass
@@ -32,10 +37,13 @@ class HttpObservation:
 def request(method: str, url: str, timeout: float, session: requests.Session | None = None,
             **kwargs) -> HttpObservation:
     obs = HttpObservation(method=method, url=url)
+    own = session is None
+    if own:   # the start-up proxies for this URL; a caller's session brings its own (the front door's: none)
+        session = client_env.session()
+        kwargs.setdefault("proxies", client_env.startup().http.proxies_for(url))
     t0 = time.monotonic()
     try:
-        resp = (session or requests).request(method, url, timeout=(timeout, timeout),
-                                             allow_redirects=False, **kwargs)
+        resp = session.request(method, url, timeout=(timeout, timeout), allow_redirects=False, **kwargs)
         obs.status = resp.status_code
         obs.headers = {k: v for k, v in resp.headers.items() if k.lower() in ("content-type", "retry-after")}
         try:
@@ -49,6 +57,9 @@ def request(method: str, url: str, timeout: float, session: requests.Session | N
         obs.error = "connection refused" if "refused" in reason.lower() else f"connection failed: {reason[:200]}"
     except requests.RequestException as exc:
         obs.error = f"{type(exc).__name__}: {str(exc)[:200]}"
+    finally:
+        if own:
+            session.close()
     obs.elapsed_ms = (time.monotonic() - t0) * 1000
     return obs
 
