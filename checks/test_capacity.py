@@ -4,7 +4,9 @@ Current figures come from Prometheus (node, postgres and redis exporters), the C
 bucket; projections from their measured history: a least-squares line per window (capacity_min_history, 6h,
 7d), with its R² and the history it stands on (runbook/projection.py). The runbook's projection is typed in
 ("CPU: +15% expected"); here a resource whose fitted growth reaches its limit within capacity_horizon_days is
-red, one without enough history is a warning that says so, and no figure is ever made up. Each resource gets
+red, one without enough history is a warning that says so, and no figure is ever made up. A window is judged
+only on history that covers at least half of it (a sandbox twelve minutes old has no 6h trend: its warm-up
+is not growth); a window not judged yet is a warning saying how much history it has and needs. Each resource gets
 a chart in its report row, and the spreadsheet is written with measured values next to the report
 (reports/<stamp>-capacity.csv). The runbook counts `contexts` and `vector_embeddings`: the tables are
 mcp.contexts and mcp.embeddings."""
@@ -22,7 +24,8 @@ import pytest
 
 from runbook import capacity_chart
 from runbook.findings import warn
-from runbook.projection import DAY, REACH, Verdict, human_seconds, project, reaches, verdict
+from runbook.projection import (COVERAGE, DAY, REACH, Verdict, human_seconds, project, reaches, verdict,
+                                young_message)
 from runbook.thresholds import format_number, verdict_message
 
 pytestmark = [pytest.mark.capacity, pytest.mark.xdist_group("capacity")]
@@ -88,11 +91,19 @@ def windows(th) -> list[tuple[str, float]]:
     return [(human_seconds(s), s) for s in seconds]
 
 
-def history(mesh, expr: str, window: float, now: float) -> list[tuple[float, float]]:
+@dataclass
+class History:
+    """One window's samples, with what says how much of the window they cover."""
+    seconds: float                        # the window's length
+    step: float | None                    # Prometheus's sampling step; None: a step function (S3's sizes)
+    samples: list[tuple[float, float]]
+
+
+def history(mesh, expr: str, window: float, now: float) -> History:
     """The samples of a single-series expression over the window (the first series if several)."""
     step = max(window / POINTS_PER_WINDOW, MIN_STEP)
     matrix = mesh.prometheus.query_range(expr, now - window, now, step)
-    return [(t, v) for t, v in matrix[0]["values"] if math.isfinite(v)] if matrix else []
+    return History(window, step, [(t, v) for t, v in matrix[0]["values"] if math.isfinite(v)] if matrix else [])
 
 
 def fmt(value: float | None, unit: str, scale: float) -> str:
@@ -109,22 +120,24 @@ def _note(p) -> str:
     return ""
 
 
-def judge(mesh, th, name: str, samples_by_window: dict[str, list], current: float, limit: float | None,
+def judge(mesh, th, name: str, by_window: dict[str, History], current: float, limit: float | None,
           limit_what: str, unit: str, scale: float, next_step: str, now: float,
           more_history: str = "let Prometheus collect at least {min} of samples") -> tuple[Verdict, str | None]:
     """Fit every window, record the table and the chart; returns the verdict and a failure line or None.
     Red, warning or ok as runbook/projection.verdict says (a clear trend within its reach fills in time);
-    a fit with R² below 0.5 is shown as "no clear trend" and judges nothing."""
-    projections = [project(samples, label, now, limit, th.capacity_min_history)
-                   for label, samples in samples_by_window.items()]
-    mesh.evidence.table(f"{name}: projection per window", ["window", "slope /day", "R²", "samples", "history",
-                                                           "days to limit", "note"],
+    a fit with R² below 0.5 is shown as "no clear trend" and judges nothing; a window whose history covers
+    less than it needs (runbook/projection.needed_history) judges nothing and is a warning, never hidden."""
+    projections = [project(h.samples, label, now, limit, th.capacity_min_history, window_seconds=h.seconds,
+                           step=h.step) for label, h in by_window.items()]
+    mesh.evidence.table(f"{name}: projection per window", ["window", "slope /day", "R²", "samples",
+                                                           "history (needed)", "days to limit", "note"],
                         [(p.window, fmt(p.fit.slope * DAY, unit, scale) if p.fit else "",
                           ("flat" if p.fit.r2 is None else round(p.fit.r2, 3)) if p.fit else "",
-                          p.fit.points if p.fit else 0, human_seconds(p.fit.span) if p.fit else "",
+                          p.fit.points if p.fit else len(by_window[p.window].samples),
+                          f"{human_seconds(p.history)} ({human_seconds(p.needed)})",
                           "" if p.days_to_limit is None else "never" if math.isinf(p.days_to_limit)
                           else float(f"{p.days_to_limit:.4g}"), _note(p)) for p in projections])
-    merged = sorted({point for samples in samples_by_window.values() for point in samples})  # fine recent, coarse old
+    merged = sorted({point for h in by_window.values() for point in h.samples})  # fine recent, coarse old
     mesh.evidence.image(f"{name}: history, fits and limit",
                         capacity_chart.chart(name, merged, projections, now, th.capacity_horizon_days, unit, scale))
     mesh.evidence.measure(name, fmt(current, unit, scale), "", f"{fmt(limit, unit, scale)} ({limit_what})"
@@ -134,6 +147,8 @@ def judge(mesh, th, name: str, samples_by_window: dict[str, list], current: floa
         warn(mesh.evidence, f"{name}: not projected, not enough history ({v.why}); measured "
                             f"{fmt(current, unit, scale)}. Next step: "
                             f"{more_history.format(min=human_seconds(th.capacity_min_history))} and run again.")
+    if v.status == "young":
+        warn(mesh.evidence, young_message(name, v, projections, fmt(current, unit, scale), now))
     if v.status not in ("red", "warn"):
         return v, None
     b = v.basis
@@ -171,8 +186,8 @@ def resource(mesh, th, name, expr, limit, limit_what, unit, scale, next_step, no
     current = mesh.prometheus.scalar(expr)
     assert current is not None, (f"{name}: no data for {expr} in Prometheus. Next step: check that its exporter "
                                  f"is scraped up (checks -m monitoring) and exports this series.")
-    samples = {label: history(mesh, expr, seconds, now) for label, seconds in windows(th)}
-    v, failure = judge(mesh, th, name, samples, current, limit, limit_what, unit, scale, next_step, now)
+    by_window = {label: history(mesh, expr, seconds, now) for label, seconds in windows(th)}
+    v, failure = judge(mesh, th, name, by_window, current, limit, limit_what, unit, scale, next_step, now)
     return current, v, failure
 
 
@@ -284,19 +299,30 @@ def test_database_size_and_rows(mesh, target, thresholds, spreadsheet):
 def _wal_volume(mesh) -> None:
     """WAL volume: what pg_wal holds now, and how much WAL the server writes per day on average since its
     statistics were reset (pg_stat_wal): the archive and the standby must keep up with that. Reading pg_wal
-    needs pg_monitor; without it the figure is said to be missing, never shown as zero."""
+    needs pg_monitor; without it the figure is said to be missing, never shown as zero. A per-day figure
+    needs statistics over at least half a day (the projections' coverage rule): a server reset minutes ago
+    (a fresh sandbox, a restore) wrote its initial load in them, and times 86400 that is no daily rate."""
     try:
-        held, files, per_day = mesh.postgres.sql(
+        held, files, written, seconds = mesh.postgres.sql(
             "SELECT (SELECT sum(size) FROM pg_ls_waldir())::bigint AS held_bytes, "
             "(SELECT count(*) FROM pg_ls_waldir())::int AS segments, "
-            "(SELECT wal_bytes / greatest(extract(epoch FROM now() - stats_reset), 1) * 86400 "
-            "FROM pg_stat_wal)::bigint AS bytes_per_day", title="WAL volume").rows[0]
+            "(SELECT wal_bytes FROM pg_stat_wal)::bigint AS written_bytes, "
+            "(SELECT extract(epoch FROM now() - stats_reset) FROM pg_stat_wal)::float AS stats_seconds",
+            title="WAL volume").rows[0]
     except mesh.postgres.Error as exc:
         warn(mesh.evidence, f"WAL volume not measured: {str(exc).splitlines()[0][:160]}. Next step: GRANT "
                             "pg_monitor to the suite's role")
         return
-    mesh.evidence.measure("WAL held in pg_wal", fmt(held or 0, " MiB", MIB), "", f"{files} segments")
-    mesh.evidence.measure("WAL written per day (average since the statistics reset)", fmt(per_day or 0, " GiB", GIB))
+    mesh.evidence.measure("WAL held in pg_wal", fmt(held, " MiB", MIB), "", f"{files} segments")
+    if written is None or seconds is None:
+        mesh.evidence.measure("WAL written per day", "unknown", "", "pg_stat_wal has no figure or no reset time")
+    elif seconds < COVERAGE * DAY:
+        mesh.evidence.measure(f"WAL written in the {human_seconds(seconds)} since the statistics reset",
+                              fmt(written, " MiB", MIB), "", f"not a daily rate: that needs "
+                              f"{human_seconds(COVERAGE * DAY)} of statistics")
+    else:
+        mesh.evidence.measure("WAL written per day (average since the statistics reset)",
+                              fmt(written / seconds * DAY, " GiB", GIB))
 
 
 def test_redis_memory_against_maxmemory(mesh, thresholds, spreadsheet):
@@ -336,8 +362,10 @@ def test_s3_backup_storage(mesh, target, thresholds, spreadsheet):
         cumulative.append((o["LastModified"].timestamp(), float(total)))
     now = time.time()
     mesh.evidence.measure(f"s3://{target.s3.bucket}/{prefix}", round(total / 2**20, 2), " MiB")
-    samples = {label: [(t, v) for t, v in cumulative if t >= now - seconds] for label, seconds in windows(thresholds)}
-    v, _ = judge(mesh, thresholds, "S3 backup bytes", samples, float(total), None, "", " MiB", 2**20, "", now,
+    # the bucket's size holds between objects: a step function, no holes (step None)
+    by_window = {label: History(seconds, None, [(t, v) for t, v in cumulative if t >= now - seconds])
+                 for label, seconds in windows(thresholds)}
+    v, _ = judge(mesh, thresholds, "S3 backup bytes", by_window, float(total), None, "", " MiB", 2**20, "", now,
                  more_history="let scheduled backups (each one a sample) accumulate over at least {min}")
     spreadsheet["S3 Storage"] = measured_row(fmt(total, " MiB", 2**20), v, now, " MiB", 2**20)
 
