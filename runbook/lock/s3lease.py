@@ -208,8 +208,9 @@ def _now() -> str:
 
 
 def _first_line(exc: BaseException) -> str:
+    """What went wrong, short: its first line without the component's "Next step" (ours follows)."""
     text = str(exc).strip().splitlines()
-    return (text[0] if text else type(exc).__name__)[:200]
+    return (text[0] if text else type(exc).__name__).split(". Next step")[0][:200]
 
 
 def _quietly(fn: Callable[[], Any]) -> None:

@@ -1,0 +1,98 @@
+"""The gate with a target whose every lock backend is gone (PostgreSQL primary, standby and S3 on closed
+loopback ports; nothing needs to run): a procedure is refused naming what was tried, runs with
+--local-lock-only, and both audit lines say how the lock went. A pytest subprocess each, as an operator runs it."""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+HOLDER = '''
+import pytest
+
+from runbook.procedure import Procedure, Step
+
+
+@pytest.mark.failover
+def test_hold_the_target_lock(run_procedure):
+    run_procedure(Procedure("lock-holder", [Step("hold the target lock", lambda ctx: "held")]), None)
+'''
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]   # closed again when we return: nothing listens there
+
+
+def _target(tmp_path: Path) -> Path:
+    primary, standby, s3 = _closed_port(), _closed_port(), _closed_port()
+    path = tmp_path / "nowhere.toml"
+    path.write_text(f'''name = "nowhere"
+protected = false
+[services.api]
+url = "http://127.0.0.1:{_closed_port()}"
+health_path = "/health"
+[api]
+service = "api"
+key_env = "NOWHERE_API_KEY"
+[postgres]
+database = "mcp"
+user = "mcp_user"
+password_env = "NOWHERE_PG_PASSWORD"
+primary = {{ host = "127.0.0.1", port = {primary} }}
+standby = {{ host = "127.0.0.1", port = {standby} }}
+[redis]
+url = "redis://127.0.0.1:{_closed_port()}/0"
+stream = "webhooks"
+consumer_group = "workers"
+[s3]
+endpoint_url = "http://127.0.0.1:{s3}"
+region = "us-east-1"
+bucket = "nowhere-backups"
+access_key_env = "NOWHERE_S3_KEY"
+secret_key_env = "NOWHERE_S3_SECRET"
+[compose]
+project = "nowhere"
+file = "docker-compose.yml"
+services = ["api"]
+[thresholds]
+http_timeout_seconds = 1
+''')
+    return path
+
+
+def _run(tmp_path: Path, name: str, *extra: str) -> tuple[int, str, list[dict]]:
+    home = tmp_path / name
+    home.mkdir()
+    test_file = tmp_path / "test_lock_holder.py"
+    test_file.write_text(HOLDER)
+    env = {**os.environ, "MESH_STATE_DIR": str(home / "state"), "NOWHERE_PG_PASSWORD": "x", "NOWHERE_API_KEY": "x",
+           "NOWHERE_S3_KEY": "x", "NOWHERE_S3_SECRET": "x"}
+    proc = subprocess.run([sys.executable, "-m", "pytest", str(test_file), "-m", "failover",
+                           f"--target={_target(tmp_path)}", "-c", str(REPO / "pyproject.toml"), "--rootdir", str(REPO),
+                           "--no-default-reports", "-p", "no:randomly", "-q", "-rA", *extra],
+                          cwd=home, env=env, capture_output=True, text=True, timeout=120)
+    log = home / "reports" / "audit.log"
+    lines = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+    return proc.returncode, proc.stdout + proc.stderr, lines
+
+
+def test_no_backend_answering_refuses_and_local_lock_only_runs_both_audited(tmp_path):
+    rc, out, (line,) = _run(tmp_path, "refused")
+    assert rc == 1 and "refused: no lock that other machines see could be taken for target 'nowhere'" in out, out
+    for said in ("advisory lock on the primary 127.0.0.1:", "advisory lock on the standby 127.0.0.1:",
+                 "S3 lease in s3://nowhere-backups/locks/"):
+        assert said in line["lock"] and said in out, (said, line)
+    assert line["outcome"] == "refused" and line["lock"].count(": not used (no answer: ") == 3, line
+
+    rc, out, (line,) = _run(tmp_path, "local-only", "--local-lock-only")
+    assert rc == 0, out
+    assert line["outcome"] == "succeeded", line
+    assert line["lock"].startswith("local only by --local-lock-only; advisory lock on the primary"), line
+    assert line["lock"].endswith("local flock on this machine: taken"), line
