@@ -141,10 +141,10 @@ class _Renewal(threading.Thread):
                 self.etag = _put(self.client, self.bucket, self.key,
                                  {**self.body, "renewed": _now()}, IfMatch=self.etag)
             except Exception as exc:
-                if _precondition(exc):
+                if _precondition(exc) or _status(exc) == 404 or _code(exc) == "NoSuchKey":
                     self.lost = True
-                    self.notes.append(f"S3 lease LOST at {_now()}: the object was replaced by someone else; the "
-                                      "procedure went on under the other locks")
+                    self.notes.append(f"S3 lease LOST at {_now()}: the object was replaced or deleted by someone "
+                                      "else; the procedure went on under the other locks")
                     return
                 self.failures, self.last_error = self.failures + 1, _first_line(exc)
 

@@ -141,3 +141,12 @@ def test_a_store_that_ignores_conditional_writes_is_never_trusted_with_the_lease
             pytest.fail("a lease on a store that cannot refuse a second writer held the target")
     assert "the store ignored If-None-Match" in str(refused.value)
     assert store.objects == {} and len(store.deleted) == 1   # only the probe was written, and removed
+
+
+def test_a_lease_deleted_under_its_holder_is_said_lost(client):
+    held = Held()
+    with target_lock("sandbox", FIRST, [lease(client, seconds=1.5)], held=held):
+        client.delete_object(Bucket=BUCKET, Key=KEY)
+        time.sleep(0.9)
+    assert "S3 lease LOST" in held.summary() and "deleted" in held.summary()
+    assert keys(client) == []
