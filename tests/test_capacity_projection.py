@@ -5,13 +5,17 @@ minutes of growth away, must project that hour within the stated tolerance."""
 from __future__ import annotations
 
 import csv
+import json
+import re
 import threading
 import time
 
 import pytest
 
 import faults
-from harness import run_suite, target_with
+from harness import REPO, run_suite, target_with
+from runbook.projection import needed_history
+from runbook.target import load_target
 
 pytestmark = pytest.mark.faults
 
@@ -79,3 +83,38 @@ def test_projection_of_steady_growth_lands_on_the_true_fill_time(healthy, tmp_pa
           f"(+-{(t2 - t1) / 2:.0f} s), error {error:.1%}; basis: {rows['PostgreSQL']['Projection basis']}")
     assert error <= TOLERANCE, (f"projected {projected_days * 1440:.2f} min to the limit, "
                                 f"true {true_days * 1440:.2f} min: error {error:.1%} > {TOLERANCE:.0%}")
+
+
+# --- young history is not a trend (issue 19 §2): on whatever sandbox this runs, a fresh one included -------
+
+WINDOW = re.compile(r"over the (\S+) window \(R² [^,]+, \d+ samples over ([\d.]+[smhd])\)")
+UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def _seconds(text: str) -> float:
+    return float(text[:-1]) * UNITS[text[-1]]
+
+
+def test_capacity_is_never_red_from_young_history(sandbox, tmp_path):
+    """Every red names a window whose fit stands on the history that window needs (half of it, at least
+    capacity_min_history), and every window short of its history is a warning row naming the resource, never
+    a silent pass. On a sandbox built less than 3 hours ago (CI's), the 6h and 7d windows are such warnings."""
+    run = run_suite(["checks", "-m", "capacity"], tmp_path)
+    min_history = load_target("sandbox", REPO / "targets").thresholds.capacity_min_history
+    for name, (outcome, message) in run.results.items():
+        for window, span in WINDOW.findall(message) if outcome == "failed" else []:
+            assert _seconds(span) >= needed_history(_seconds(window), min_history) - 1, (name, message)
+    lines = [json.loads(line) for line in run.evidence.read_text().splitlines()]
+    short, warned = [], []
+    for line in lines:
+        for e in line["evidence"]:
+            if e["kind"] == "table" and e["title"].endswith(": projection per window"):
+                resource = e["title"].removesuffix(": projection per window")
+                rows = e["data"]["rows"]
+                if any("no trend judged yet" in str(row[-1]) for row in rows):
+                    short.append(resource)
+            if e["kind"] == "warning" and "no trend judged yet" in str(e["data"]):
+                warned.append(str(e["data"]))
+    print(f"windows short of history in {len(short)} resources: {short}")
+    unsaid = [r for r in short if not any(w.startswith(r + ":") for w in warned)]
+    assert not unsaid, f"windows not judged for want of history, without a warning: {unsaid}\n{warned[:3]}"
