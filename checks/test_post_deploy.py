@@ -97,7 +97,8 @@ def test_no_rise_in_5xx_since_deploy(mesh, target):
                for s in mesh.compose.services() if s.container in containers and s.started_at]
     assert started, "no service containers found to date the deploy by"
     since = max(30, int((datetime.now(timezone.utc) - max(started)).total_seconds()))
-    requests = error_rate.by_job(mesh.prometheus.query(f"sum by (job) (increase(http_requests_total[{since}s]))"))
+    # a series born since the deploy (every series of a restarted container) counts from zero: error_rate.increase_expr
+    requests = error_rate.by_job(mesh.prometheus.query(error_rate.increase_expr(error_rate.METRIC, f"{since}s")))
     # a service that exposes the metric but has served nothing since it started has no series yet: not missing
     missing = [s for s in target.services if s not in requests and not mesh.prometheus.exports(error_rate.METRIC, s)]
     assert not missing, (f"5xx since the deploy: no http_requests_total series from {', '.join(missing)} "
@@ -105,7 +106,7 @@ def test_no_rise_in_5xx_since_deploy(mesh, target):
                          f"Next step: check its Prometheus target and its /metrics")
     # With request series present, an absent 5xx series is a true zero.
     increase = sum(error_rate.by_job(mesh.prometheus.query(
-        f'sum by (job) (increase(http_requests_total{{status=~"5.."}}[{since}s]))')).values())
+        error_rate.increase_expr(f'{error_rate.METRIC}{{status=~"5.."}}', f"{since}s"))).values())
     mesh.evidence.measure(f"5xx responses in the {since}s since the deploy", round(increase, 2), "", 0)
     assert increase < 1, verdict_message(f"5xx responses since the deploy ({since}s ago)", round(increase, 1), "", 0,
                                          "find the route and status: sum by (job, path, status) "

@@ -5,14 +5,15 @@ cannot process goes to mcp.webhook_dlq (developer-mesh-contract.md section 5).
 Every health endpoint can say "healthy" while no webhook is processed: the worker's /health only says its
 consumer thread is alive, and its queue component judges the stream's length, not what waits unread. The
 runbook never looks at the stream, and its docs name `webhook_events`/`webhook_workers`/`webhook_events_dlq`,
-which the code does not use. `pytest checks -m health` runs all of these; `-m daily` the four that say,
-every morning, whether webhooks are flowing.
+which the code does not use. `pytest checks -m health` runs all of these; `-m daily` the five that say,
+every morning, whether webhooks are flowing and whether the group kept its history.
 """
 from __future__ import annotations
 
 import pytest
 
 from fixtures.verdicts import expect
+from runbook.error_rate import by_job, increase_expr
 from runbook.probes import webhooks
 from runbook.probes.webhooks import duration
 
@@ -107,6 +108,40 @@ def test_webhook_pending_not_stuck(mesh, target, thresholds):
     verdict, message = webhooks.judge_pending(stream, group.name, total, stale, longest, consumers, limit)
     mesh.evidence.measure("pending entries", total, "")
     mesh.evidence.measure("longest idle of a pending entry", round(longest / 1000, 1), "s", limit, verdict)
+    _judged(mesh, verdict, message)
+
+
+def _group_events(mesh, window_s: float) -> tuple[webhooks.GroupEvents | None, dict | None]:
+    """XGROUP DESTROY/SETID/CREATE within the window: from Prometheus's history of the redis exporter's
+    redis_commands_total when it has one (a series born inside the window counts from zero: the first DESTROY
+    ever appears already at 1), else from Redis's own counts since it started."""
+    if mesh.target.prometheus and mesh.prometheus.query("count(redis_commands_total)"):
+        selector, window = 'cmd=~"xgroup.(destroy|setid|create)"', f"{int(window_s)}s"
+        calls = by_job(mesh.prometheus.query(increase_expr(f"redis_commands_total{{{selector}}}", window, by="cmd")),
+                       label="cmd")
+        has_failed = bool(mesh.prometheus.query("count(redis_commands_failed_calls_total)"))
+        failed = by_job(mesh.prometheus.query(increase_expr(f"redis_commands_failed_calls_total{{{selector}}}",
+                                                            window, by="cmd")), label="cmd") if has_failed else None
+        return webhooks.events_from_prometheus(calls, failed, window_s), None
+    counts = mesh.redis.command_counts(webhooks.GROUP_COMMANDS)
+    return webhooks.events_from_commandstats(counts, window_s), counts
+
+
+@pytest.mark.daily
+def test_webhook_consumer_group_kept_its_history(mesh, target, thresholds):
+    """The consumer group was not destroyed, set back or created anew within webhook_window. A group destroyed
+    and created again from 0 (the worker recreates it after NOGROUP) delivers every entry again, and once it
+    has caught up XINFO shows a healthy group with lag 0: every other webhook check stays green. Judged on
+    Redis's count of those commands (runbook/probes/webhooks.py says why, and what it cannot say)."""
+    stream, group = _stream_and_group(mesh, target)
+    window = thresholds.webhook_window
+    events, since_start = _group_events(mesh, window)
+    first = mesh.redis.entry_ids(stream, "-", "+", count=1)
+    oldest = webhooks.age_s(first[0], mesh.redis.time_ms()) if first else None
+    verdict, message = webhooks.judge_group_history(stream, group.name, events, oldest, window, since_start)
+    mesh.evidence.measure(f"XGROUP DESTROY/SETID in the last {duration(window)}",
+                          None if events is None else round(events.resets), " calls", 0, verdict)
+    mesh.evidence.measure("age of the oldest entry in the stream", None if oldest is None else round(oldest), "s")
     _judged(mesh, verdict, message)
 
 

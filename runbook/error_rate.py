@@ -7,10 +7,14 @@ The runbook's rate(http_requests_total{status=~"5.."}[1h]) < 0.01 is errors per 
   labelled counter has no series until its first request, so a service with no series but whose target
   exposes the metric's HELP/TYPE (the targets metadata API) has served no request: 0 requests, not missing;
 - a 5xx series that is absent while requests are present means no errors: 0, truthfully;
-- no request at all in the window (every rate 0) leaves the share unknown: said, not passed as zero."""
+- no request at all in the window (every rate 0) leaves the share unknown: said, not passed as zero;
+- a series born inside the window counts from zero (increase_expr): a burst of 5xx on a route that had none
+  before first appears already at 150, and rate()/increase() see no increase in it."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+from .thresholds import parse_duration
 
 METRIC = "http_requests_total"
 
@@ -37,21 +41,42 @@ class ErrorRate:
         return max(shares, key=shares.get) if shares else "-"
 
 
-def by_job(result: list) -> dict[str, float]:
-    """{job: value} of a `sum by (job) (...)` instant vector; NaN values are left out."""
+def increase_expr(selector: str, window: str, by: str = "job") -> str:
+    """PromQL: by `by` (the job), how much the counters of `selector` grew over `window`, a series born
+    inside the window counted from zero.
+
+    A labelled counter has no series until its first increment, and Prometheus first sees it at the next
+    scrape: a burst of 150 errors on a route that had none appears as a new series already at 150. rate()
+    and increase() only see the growth between samples inside the window, so for that series they say 0:
+    the error-rate checks stayed green while only an alert fired. Here each series is either
+    - present at the window's start (`selector offset window`, with Prometheus's 5-minute lookback): its
+      increase() over the window, counter resets handled by Prometheus; or
+    - born inside the window (absent at its start, present now): its whole value now, i.e. counted from 0.
+    `unless`/`or` match on every label but the metric name, so each series lands in exactly one branch.
+    Not counted: a series born and gone (its process restarted) within the window; the same labels coming
+    back in a new process count from where increase() sees them. Extrapolation is increase()'s own."""
+    born = f"({selector} unless {selector} offset {window})"
+    return f"sum by ({by}) ((increase({selector}[{window}]) unless {born}) or {born})"
+
+
+def by_job(result: list, label: str = "job") -> dict[str, float]:
+    """{job: value} of a `sum by (job) (...)` instant vector (or by another label); NaN values are left out."""
     out = {}
     for series in result:
         value = float(series["value"][1])
         if value == value:  # not NaN
-            out[series["metric"].get("job", "?")] = value
+            out[series["metric"].get(label, "?")] = value
     return out
 
 
 def measure(prometheus, services, window: str) -> ErrorRate:
     """Ask Prometheus (mesh.prometheus) for the request and 5xx rates of each service over `window`."""
-    rate = ErrorRate(window)
-    rate.requests_per_s = by_job(prometheus.query(f"sum by (job) (rate({METRIC}[{window}]))"))
-    rate.errors_per_s = by_job(prometheus.query(f'sum by (job) (rate({METRIC}{{status=~"5.."}}[{window}]))'))
+    rate, seconds = ErrorRate(window), parse_duration(window)
+    # per second over the window, from increases that count a series born inside it (increase_expr)
+    rate.requests_per_s = {job: n / seconds for job, n in by_job(prometheus.query(
+        increase_expr(METRIC, window))).items()}
+    rate.errors_per_s = {job: n / seconds for job, n in by_job(prometheus.query(
+        increase_expr(f'{METRIC}{{status=~"5.."}}', window))).items()}
     for service in services:
         if service not in rate.requests_per_s:
             if prometheus.exports(METRIC, service):

@@ -117,6 +117,21 @@ class Redis(Component):
         self.evidence.json(f"XRANGE {stream} {start} {end} COUNT {count}: IDs", shown)
         return ids
 
+    def command_counts(self, commands: tuple[str, ...]) -> dict:
+        """INFO commandstats and uptime: {"uptime_s": ..., "run_id": ..., name: {"calls", "failed_calls"}} for
+        each of `commands` as Redis 7 names them ("xgroup|destroy"); a command never called has no entry.
+        Counted since Redis started (or CONFIG RESETSTAT): history for checks that Prometheus cannot give."""
+        stats = self.call("INFO commandstats", lambda r: r.info("commandstats"))
+        server = self.call("INFO server", lambda r: r.info("server"))
+        counts = {"uptime_s": server.get("uptime_in_seconds"), "run_id": server.get("run_id"),
+                  "version": server.get("redis_version")}
+        for name in commands:
+            raw = stats.get(f"cmdstat_{name}")
+            if raw is not None:
+                counts[name] = {"calls": int(raw.get("calls", 0)), "failed_calls": int(raw.get("failed_calls", 0))}
+        self.evidence.json("INFO commandstats (" + ", ".join(commands) + ")", counts)
+        return counts
+
     def persistence(self) -> dict:
         """INFO persistence (answered by managed Redis too, where CONFIG is not)."""
         info = self.call("INFO persistence", lambda r: r.info("persistence"))

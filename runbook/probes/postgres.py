@@ -48,7 +48,9 @@ SELECT pg_is_in_recovery() AS in_recovery,
        pg_wal_lsn_diff(pg_last_wal_receive_lsn(), '0/0')::bigint AS receive_lsn,
        pg_wal_lsn_diff(pg_last_wal_replay_lsn(), '0/0')::bigint AS replay_lsn,
        EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp())::float AS replay_age_s,
-       r.status AS receiver_status, r.slot_name
+       r.status AS receiver_status,
+       -- a name, not a measure: the slot it streams through, else the one it is configured to use
+       coalesce(r.slot_name, nullif(current_setting('primary_slot_name', true), '')) AS slot_name
 FROM (SELECT 1) AS one LEFT JOIN pg_stat_wal_receiver r ON true"""
 
 LONG_QUERIES = """

@@ -207,6 +207,79 @@ def judge_progress(stream: str, group: str, window_s: float, arrived: int, proce
         f"docker compose restart worker")
 
 
+# --- the consumer group's history ------------------------------------------------------------------------
+# A group destroyed and created again from 0 (the worker does that after a NOGROUP error) delivers every entry
+# of the stream again, and a group set back (XGROUP SETID) re-reads them; once it has caught up, XINFO cannot
+# tell it from a group that never changed: entries-read is recomputed from the stream when the group reaches
+# its end, and lag is 0. What remains is Redis's count of those commands (INFO commandstats), which the redis
+# exporter turns into redis_commands_total{cmd="xgroup|destroy"}: its history in Prometheus says whether it
+# happened within the window. Commandstats name the command, not the group: the target's Redis is taken to
+# hold this deployment's stream alone (as in the contract). A group created on a stream that already holds
+# older entries is red too (a group younger than its stream); a new deployment's group, created before its
+# first webhook, is not.
+
+GROUP_COMMANDS = ("xgroup|destroy", "xgroup|setid", "xgroup|create")
+
+
+@dataclass(frozen=True)
+class GroupEvents:
+    resets: float               # successful XGROUP DESTROY + SETID within span_s
+    creations: float | None     # successful XGROUP CREATE within span_s; None: failures not counted, unknown
+    span_s: float               # the window counted over (the webhook window, or Redis's uptime when shorter)
+    source: str
+
+
+def events_from_prometheus(calls: dict[str, float], failed: dict[str, float] | None, window_s: float) -> GroupEvents:
+    """From increase_expr by cmd of redis_commands_total and redis_commands_failed_calls_total (None: the exporter
+    has no failed-calls metric, so a CREATE answered BUSYGROUP cannot be told from one that created a group)."""
+    ok = {c: calls.get(c, 0.0) - (failed or {}).get(c, 0.0) for c in GROUP_COMMANDS}
+    return GroupEvents(max(0.0, ok["xgroup|destroy"]) + max(0.0, ok["xgroup|setid"]),
+                       None if failed is None else max(0.0, ok["xgroup|create"]), window_s,
+                       "Prometheus, redis_commands_total")
+
+
+def events_from_commandstats(counts: dict, window_s: float) -> GroupEvents | None:
+    """From mesh.redis.command_counts: counted since Redis started. Within the window only when Redis is younger
+    than it; otherwise only "none since it started" can be said (None when there were some)."""
+    def ok(name: str) -> int:
+        c = counts.get(name) or {"calls": 0, "failed_calls": 0}
+        return c["calls"] - c["failed_calls"]
+    uptime = float(counts.get("uptime_s") or 0)
+    resets = ok("xgroup|destroy") + ok("xgroup|setid")
+    source = f"INFO commandstats, since Redis started {duration(round(uptime))} ago"
+    if uptime <= window_s:
+        return GroupEvents(resets, ok("xgroup|create"), uptime, source)
+    return GroupEvents(0, None, uptime, source) if resets == 0 else None
+
+
+def judge_group_history(stream: str, group: str, events: GroupEvents | None, oldest_entry_age_s: float | None,
+                        window_s: float, since_start: dict | None = None) -> Finding:
+    """Red when the group lost its history within the window (see above); not measured is a warning."""
+    where = f"consumer group {group!r} on {stream!r}"
+    if events is None:
+        resets = "" if since_start is None else (f": Redis counted XGROUP DESTROY/SETID since it started "
+                                                 f"{duration(round(float(since_start.get('uptime_s') or 0)))} ago")
+        return "warn", (f"{where}: whether it was destroyed or set back within the last {duration(window_s)} is not "
+                        f"measured (no redis_commands_total in Prometheus{resets}). Next step: scrape a redis "
+                        f"exporter, or read the worker's log for NOGROUP")
+    span = duration(round(events.span_s))
+    step = (f"every entry of {stream!r} was delivered again (a group re-created from 0) or skipped (from $): find "
+            f"who ran it (the worker recreates the group after NOGROUP: {WORKER_LOGS}), then compare "
+            f"mcp.webhook_events and the dead-letter table with the stream for replays and gaps")
+    if events.resets > 0:
+        return "fail", verdict_message(
+            f"{where}: XGROUP DESTROY or SETID on this Redis within the last {span} ({events.source}; the group's "
+            f"history was reset, and XINFO no longer shows it)", round(events.resets), " calls", 0, step)
+    older = oldest_entry_age_s is not None and oldest_entry_age_s > events.span_s
+    if events.creations and older:
+        return "fail", verdict_message(
+            f"{where}: a consumer group created on this Redis within the last {span} ({events.source}) while the "
+            f"stream holds entries {duration(round(oldest_entry_age_s))} old: a group younger than its stream",
+            round(events.creations), " created", 0, step)
+    made = "" if events.creations is None else f", {format_number(round(events.creations))} XGROUP CREATE"
+    return "pass", f"no XGROUP DESTROY or SETID within the last {span}{made} ({events.source})"
+
+
 # --- the dead-letter table ------------------------------------------------------------------------------
 
 # created_at is a timestamp without time zone written with now() in the writer's session: compared in ours

@@ -10,6 +10,7 @@ from runbook.error_rate import ErrorRate, judge
 
 
 class FakeProm:
+    """Answers each increase_expr with rate x 300 s (the tests' window), as Prometheus would."""
     def __init__(self, requests, errors, exported=()):
         self.answers, self.exported = {False: requests, True: errors}, set(exported)
 
@@ -17,8 +18,17 @@ class FakeProm:
         return job in self.exported
 
     def query(self, expr):
+        assert expr.startswith("sum by (job) ((increase(") and "offset 300s" in expr, expr
         series = self.answers['status=~"5.."' in expr]
-        return [{"metric": {"job": job}, "value": [0, str(v)]} for job, v in series.items()]
+        return [{"metric": {"job": job}, "value": [0, str(v * 300)]} for job, v in series.items()]
+
+
+def test_a_series_born_inside_the_window_counts_from_zero():
+    """Each series is in exactly one branch: increase() if it existed at the window's start, else its whole
+    value now (a burst that first appears already at 150 is 150, not 0)."""
+    expr = error_rate.increase_expr('http_requests_total{status=~"5.."}', "1h")
+    born = '(http_requests_total{status=~"5.."} unless http_requests_total{status=~"5.."} offset 1h)'
+    assert expr == f'sum by (job) ((increase(http_requests_total{{status=~"5.."}}[1h]) unless {born}) or {born})'
 
 
 def test_a_service_without_request_series_fails_naming_it_and_the_metric():

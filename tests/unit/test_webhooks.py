@@ -211,3 +211,60 @@ def test_the_dead_letter_sql_counts_only_unresolved_rows():
     assert "status IN ('pending', 'retrying', 'failed')" in new_rows and "created_at >=" in new_rows
     assert "WHERE status IN ('pending', 'retrying', 'failed')" in wh.DLQ_ERRORS
     assert "{table}" in wh.DLQ_SUMMARY and "{table}" in wh.DLQ_ERRORS
+
+
+# --- the consumer group's history ---
+
+def test_a_group_destroyed_within_the_window_is_red_although_xinfo_looks_healthy():
+    events = wh.events_from_prometheus({"xgroup|destroy": 1.0, "xgroup|create": 3.0}, {"xgroup|create": 2.0}, 900)
+    assert events.resets == 1 and events.creations == 1
+    verdict, message = wh.judge_group_history("webhooks", "webhook-workers", events, 3600.0, 900)
+    assert verdict == "fail" and standard(message)
+    assert "XGROUP DESTROY or SETID on this Redis within the last 15m" in message and "measured 1 calls" in message
+    assert "threshold 0 calls" in message and "NOGROUP" in message
+
+
+def test_a_group_set_back_is_red_too():
+    events = wh.events_from_prometheus({"xgroup|setid": 2.0}, {}, 900)
+    assert wh.judge_group_history("webhooks", "g", events, None, 900)[0] == "fail"
+
+
+def test_a_new_group_is_red_only_on_a_stream_older_than_the_window():
+    """A new deployment's group comes before its first webhook; a group younger than its stream lost history."""
+    events = wh.events_from_prometheus({"xgroup|create": 1.0}, {}, 900)
+    assert wh.judge_group_history("webhooks", "g", events, 300.0, 900)[0] == "pass"
+    verdict, message = wh.judge_group_history("webhooks", "g", events, 7200.0, 900)
+    assert verdict == "fail" and "a group younger than its stream" in message and "2h old" in message
+
+
+def test_busygroup_answers_are_not_creations_and_unknown_failures_are_not_guessed():
+    """The worker asks XGROUP CREATE at every start; BUSYGROUP is a failed call, not a new group."""
+    events = wh.events_from_prometheus({"xgroup|create": 4.0}, {"xgroup|create": 4.0}, 900)
+    assert events.creations == 0 and wh.judge_group_history("webhooks", "g", events, 7200.0, 900)[0] == "pass"
+    unknown = wh.events_from_prometheus({"xgroup|create": 4.0}, None, 900)
+    assert unknown.creations is None and wh.judge_group_history("webhooks", "g", unknown, 7200.0, 900)[0] == "pass"
+
+
+def test_commandstats_count_within_the_window_only_when_redis_is_younger_than_it():
+    young = {"uptime_s": 600, "xgroup|destroy": {"calls": 1, "failed_calls": 0}}
+    events = wh.events_from_commandstats(young, 900)
+    assert events.resets == 1 and events.span_s == 600
+    assert wh.judge_group_history("webhooks", "g", events, 60.0, 900)[0] == "fail"
+    quiet = {"uptime_s": 86400, "xgroup|create": {"calls": 5, "failed_calls": 4}}
+    events = wh.events_from_commandstats(quiet, 900)
+    assert events.resets == 0 and wh.judge_group_history("webhooks", "g", events, 7200.0, 900)[0] == "pass"
+    old_reset = {"uptime_s": 86400, "xgroup|destroy": {"calls": 1, "failed_calls": 0}}
+    assert wh.events_from_commandstats(old_reset, 900) is None
+    verdict, message = wh.judge_group_history("webhooks", "g", None, 7200.0, 900, since_start=old_reset)
+    assert verdict == "warn" and "not measured" in message and "since it started 24h ago" in message
+    assert "Next step" in message
+
+
+@FAST
+@given(resets=st.integers(0, 5), created=st.integers(0, 5), oldest=st.none() | SECONDS)
+def test_history_is_red_exactly_on_a_reset_or_a_group_younger_than_its_stream(resets, created, oldest):
+    events = wh.GroupEvents(resets, created, 900, "test")
+    verdict, message = wh.judge_group_history("webhooks", "g", events, oldest, 900)
+    assert (verdict == "fail") == (resets > 0 or (created > 0 and oldest is not None and oldest > 900))
+    if verdict == "fail":
+        assert standard(message)
