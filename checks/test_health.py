@@ -155,10 +155,18 @@ def test_redis_persistence(mesh, thresholds):
         if applies and info.get(key) != "ok":
             problems.append(f"Redis: {what} failed (measured {key} {info.get(key)!r}, expected 'ok'). "
                             f"Next step: {step}")
-    changes = int(info.get("rdb_changes_since_last_save") or 0)
-    age = mesh.redis.time_ms() / 1000 - int(info.get("rdb_last_save_time") or 0)  # on Redis's clock, which stamps it
     limit = thresholds.redis_last_save_max_seconds
-    mesh.evidence.measure(f"age of the last RDB save ({changes} changes since)", round(age), "s", limit)
+    if info.get("rdb_changes_since_last_save") is None or info.get("rdb_last_save_time") is None:
+        # missing is not "nothing unsaved": the age judgement cannot be made, and is said not to be
+        problems.append(f"Redis INFO persistence has no rdb_changes_since_last_save or rdb_last_save_time: the age "
+                        f"of unsaved changes is not measured (threshold {limit:g}s). Next step: INFO persistence "
+                        f"by hand; a proxy in front of Redis may filter it")
+        changes, age = 0, None
+    else:
+        changes = int(info["rdb_changes_since_last_save"])
+        age = mesh.redis.time_ms() / 1000 - int(info["rdb_last_save_time"])  # on Redis's clock, which stamps it
+    mesh.evidence.measure(f"age of the last RDB save ({changes} changes since)", None if age is None else round(age),
+                          "s", limit)
     if save != "" and changes and age > limit:
         problems.append(verdict_message(f"age of the last successful Redis RDB save, with {changes} "
                                         f"change{'s' if changes != 1 else ''} not saved since", round(age), "s",

@@ -96,8 +96,13 @@ def test_webhook_pending_not_stuck(mesh, target, thresholds):
     start, so entries held by a replica that died stay pending for ever: the check names the consumer that
     holds them and gives the XAUTOCLAIM that hands them to a live one."""
     stream, group = _stream_and_group(mesh, target)
-    summary = mesh.redis.pending_summary(stream, group.name) or {}
-    total = int(summary.get("pending") or 0)
+    summary = mesh.redis.pending_summary(stream, group.name)
+    # None only if the group vanished since _stream_and_group found it: said, not read as "nothing pending"
+    assert summary is not None and summary.get("pending") is not None, (
+        f"consumer group {group.name!r} on {stream!r}: XPENDING answered no summary (measured: nothing; "
+        f"threshold: entries idle under {duration(thresholds.webhook_pending_idle_max_seconds)}). Next step: was "
+        f"the group destroyed just now? XINFO GROUPS {stream}; {webhooks.WORKER_LOGS}")
+    total = int(summary["pending"])
     limit = thresholds.webhook_pending_idle_max_seconds
     stale, longest = [], 0
     if total:

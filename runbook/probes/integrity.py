@@ -11,6 +11,8 @@ it never says how corruption is found). Three kinds, three questions:
   reports now, for the database's default collation and for every collation in pg_collation."""
 from __future__ import annotations
 
+# checksum_failures is NULL only where data checksums are off: the COALESCE's 0 stands beside data_checksums,
+# which the check reads first and warns on (checks/test_integrity.py), so it never passes as "no failures".
 CHECKSUMS = """
 SELECT current_setting('data_checksums') AS data_checksums,
        COALESCE(sum(checksum_failures), 0)::bigint AS failures,

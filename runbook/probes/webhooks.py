@@ -25,7 +25,7 @@ def id_key(entry_id: str) -> tuple[int, int]:
     match = _ID.fullmatch(str(entry_id).strip())
     if not match:
         raise ValueError(f"not a stream entry ID: {entry_id!r}")
-    return int(match.group(1)), int(match.group(2) or 0)
+    return int(match.group(1)), int(match.group(2) or 0)   # Redis's own rule: "<ms>" means "<ms>-0"
 
 
 def id_ms(entry_id: str) -> int:
