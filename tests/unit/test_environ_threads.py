@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -155,3 +156,42 @@ def test_the_proxy_settings_are_taken_once_and_honour_no_proxy():
     assert client_env.http_settings({}).proxies_for("http://x/") == {}
     session = client_env.session()
     assert session.trust_env is False
+
+
+def _race(loop_body, seconds: float = 1.5) -> tuple[int, int]:
+    """loop_body in a thread for `seconds` while this thread sets and deletes a key as pytest does around
+    each test: (calls, KeyErrors)."""
+    stop, counts = threading.Event(), [0, 0]
+
+    def body():
+        while not stop.is_set():
+            try:
+                loop_body()
+            except KeyError:
+                counts[1] += 1
+            counts[0] += 1
+    t = threading.Thread(target=body, name="racer")
+    t.start()
+    start = time.monotonic()
+
+    def going_on() -> bool:   # until the first KeyError, or `seconds` and at least 50 calls (5 s more at most)
+        elapsed = time.monotonic() - start
+        return counts[1] == 0 and (elapsed < seconds or (counts[0] < 50 and elapsed < seconds + 5))
+    while going_on():
+        os.environ["MESH_PYTEST_CURRENT_TEST_LIKE"] = "x"
+        del os.environ["MESH_PYTEST_CURRENT_TEST_LIKE"]
+    stop.set()
+    t.join(10)
+    return counts[0], counts[1]
+
+
+def test_the_race_is_real_and_the_probes_are_out_of_it():
+    """The mechanism behind the false reds: urllib's proxy lookup (what requests and botocore call) iterates
+    os.environ and meets a key deleted meanwhile. The suite's HTTP probe, in the same churn, never does."""
+    import urllib.request
+    calls, key_errors = _race(urllib.request.getproxies)
+    assert key_errors > 0, f"{calls} lookups met no deleted key: the churn did not reach the thread"
+    with server() as where:
+        url = f"http://{where}/health"
+        calls, key_errors = _race(lambda: http_probe.get(url, 2.0))
+    assert calls >= 50 and key_errors == 0, (calls, key_errors)
