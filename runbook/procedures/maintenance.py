@@ -67,7 +67,7 @@ def pre_checks(ctx: Context[MaintenanceState]) -> str:
         problems.append(f"anti-wraparound vacuum running on {', '.join(wrap)}: let it finish (it must not be "
                         "cancelled) and start the window afterwards")
     if problems:
-        raise AssertionError("not started: " + "; ".join(problems))
+        raise Refused("not started: " + "; ".join(problems))   # a pre-flight: nothing changed yet
     return f"{len(s.tables)} tables, {len(s.indexes)} indexes in {schema}; no long transaction, no wraparound vacuum"
 
 
