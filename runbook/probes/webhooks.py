@@ -232,10 +232,11 @@ class GroupEvents:
 def events_from_prometheus(calls: dict[str, float], failed: dict[str, float] | None, window_s: float) -> GroupEvents:
     """From increase_expr by cmd of redis_commands_total and redis_commands_failed_calls_total (None: the exporter
     has no failed-calls metric, so a CREATE answered BUSYGROUP cannot be told from one that created a group)."""
-    ok = {c: calls.get(c, 0.0) - (failed or {}).get(c, 0.0) for c in GROUP_COMMANDS}
-    return GroupEvents(max(0.0, ok["xgroup|destroy"]) + max(0.0, ok["xgroup|setid"]),
-                       None if failed is None else max(0.0, ok["xgroup|create"]), window_s,
-                       "Prometheus, redis_commands_total")
+    # Rounded: increase() extrapolates a little (1 call reads 1.03), and a BUSYGROUP call minus its failure
+    # leaves a residue; calls come in whole numbers.
+    ok = {c: round(max(0.0, calls.get(c, 0.0) - (failed or {}).get(c, 0.0))) for c in GROUP_COMMANDS}
+    return GroupEvents(ok["xgroup|destroy"] + ok["xgroup|setid"], None if failed is None else ok["xgroup|create"],
+                       window_s, "Prometheus, redis_commands_total")
 
 
 def events_from_commandstats(counts: dict, window_s: float) -> GroupEvents | None:

@@ -268,3 +268,8 @@ def test_history_is_red_exactly_on_a_reset_or_a_group_younger_than_its_stream(re
     assert (verdict == "fail") == (resets > 0 or (created > 0 and oldest is not None and oldest > 900))
     if verdict == "fail":
         assert standard(message)
+
+
+def test_extrapolated_counts_are_whole_calls():
+    events = wh.events_from_prometheus({"xgroup|destroy": 1.034, "xgroup|create": 2.07}, {"xgroup|create": 2.0}, 900)
+    assert events.resets == 1 and events.creations == 0
