@@ -93,8 +93,9 @@ class Judged:
                     f"Next step: {self.next_step}")
         said = f"{self.what}: measured {_figure(self.measured, self.unit)}, {target}"
         if self.accepted:
-            said += ", over it and accepted by the operator (--accept-slower)"
-        return f"{said}. Next step: {self.next_step}"
+            return f"{said}, over it and accepted by the operator (--accept-slower). Next step: {self.next_step}"
+        accept = "; to accept this run as it is: --accept-slower" if self.kind == "time" and not self.met else ""
+        return f"{said}. Next step: {self.next_step}{accept}"
 
 
 @dataclass

@@ -176,7 +176,7 @@ def judge(ctx):
     if st.lsn_gap_bytes is not None:   # needs the fork's .history file: a corroboration, rows lost is the RPO
         ctx.judge("RPO: WAL acknowledged past the fork", st.lsn_gap_bytes, 0, "bytes", lost_next, kind="data")
     ctx.judge(rto_what, st.rto_seconds, ctx.target.thresholds.rto_minutes * 60, "s",
-              f"the slowest step in the table 'steps' of the {name}; to accept it, --accept-slower",
+              f"the slowest step in the table 'steps' of the {name}",
               not_measured=rto_missing)
     ctx.mesh.evidence.measure("services unavailable (longest gap the prober saw)", st.services_unavailable_seconds, "s")
     if st.writer_from == "after the promotion":

@@ -211,8 +211,7 @@ def compare_configuration(ctx: Ctx):
     return "; ".join(ctx.state.config_differences) + " (reported, not overwritten)"
 
 
-RTO_NEXT_STEP = ("the slowest step in the table 'steps' (pg_restore -j, the writers' start); if the target is "
-                 "right, shorten that step; to accept this run as it is, run again with --accept-slower")
+RTO_NEXT_STEP = "the slowest step in the table 'steps' (pg_restore -j, the writers' start): shorten it"
 
 
 def judge_rto(ctx, what: str = "RTO (writers stopped -> services healthy)") -> str:

@@ -85,7 +85,10 @@ def test_every_miss_is_named_in_one_message():
     with pytest.raises(TargetMissed) as info:
         Procedure("switchover", [step("a", ("RTO", 500, 120)), step("b", ("rows lost", 3, 0), kind="data")]).run(c)
     assert "RTO: measured 500 s = 8.3 min, target 120 s = 2 min" in str(info.value)
-    assert "rows lost: measured 3 s, target 0 s" in str(info.value)
+    assert "rows lost: measured 3 s, target 0 s. Next step: look at the slowest step" in str(info.value)
+    # only a time target can be accepted, so only its message offers it
+    assert str(info.value).count("--accept-slower") == 1 and "2 min. Next step: look at the slowest step; to accept" \
+        in str(info.value)
 
 
 def test_accept_slower_turns_a_missed_time_target_into_a_warning_said_in_the_evidence():
