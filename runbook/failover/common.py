@@ -40,6 +40,7 @@ class RoleChange:
     services_unavailable_seconds: float | None = None
     probe_figures: dict = field(default_factory=dict)
     started_at: float | None = None       # monotonic, the procedure's first step (the decision to act)
+    writable_at: float | None = None      # monotonic, the promoted server seen read-write
     writer_from: str = ""                 # when the measuring writer started: what its figures cover
 
 
@@ -105,6 +106,7 @@ def promote(ctx):
     ctx.mesh.postgres.forget_roles()
     eventually(lambda: on(ctx, st.new, "SELECT NOT pg_is_in_recovery()")[0] or _raise("still in recovery"),
                60, 0.2, "the standby promoted")
+    st.writable_at = time.monotonic()
     st.timeline_after = timeline(ctx, st.new)
     if st.timeline_after <= st.timeline_before:
         raise RuntimeError(f"timeline {st.timeline_after} after the promotion, {st.timeline_before} before: the "
@@ -195,10 +197,10 @@ def _rto(st: RoleChange, figures) -> tuple[float | None, str, str]:
     acknowledged, saw no outage longer than its 50 ms interval). One started after the promotion never sees
     the outage: the RTO is then the procedure's own, from its first step to the standby promoted."""
     if st.writer_from == "after the promotion":
-        what = "RTO: the failover's first step to the standby promoted (read-write)"
-        if st.started_at is None or st.promoted_at is None:
+        what = "RTO: the failover's first step to the promoted standby read-write"
+        if st.started_at is None or st.writable_at is None:
             return None, what, "the procedure's start or the promotion was not timed"
-        return st.promoted_at - st.started_at, what, ""
+        return st.writable_at - st.started_at, what, ""
     what = "RTO: first failed write to first successful write"
     if not figures.acknowledged:
         return None, what, f"the writer had no row acknowledged ({figures.errors[-1:]})"

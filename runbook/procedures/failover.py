@@ -9,8 +9,8 @@ read-only, never as a second primary); the standby is promoted and the new timel
 are repointed the Compose way; the old primary is rebuilt as the new standby with pg_rewind, falling back to
 pg_basebackup, and must stream. RPO (acknowledged rows missing, WAL past the fork) and RTO (first failed to
 first successful write) are measured by the writer a caller started before the failure (tests, bench), or
-from the promotion on by one started here (the RTO is then from the first step to the promotion, and a
-warning says the failure's own loss was not measured). Both are judged after the last step (runbook/procedure.py):
+from the promotion on by one started here (the RTO is then from the first step to the promoted server
+read-write, and a warning says the failure's own loss was not measured). Both are judged after the last step (runbook/procedure.py):
 rows lost against 0 (with asynchronous replication a failover can lose the last commits: red, said), the RTO
 against the target's rto_minutes; nothing is undone for a miss."""
 from __future__ import annotations

@@ -170,6 +170,7 @@ def test_the_failover_rto_says_what_it_measures_and_is_none_when_the_writer_neve
     assert common._rto(before, figures(recovered_at=None))[0] is None
     assert "never wrote again" in common._rto(before, figures(recovered_at=None))[2]
     assert common._rto(before, figures(acknowledged=0, first_failure=None, recovered_at=None))[0] is None
-    after = common.RoleChange(writer_from="after the promotion", started_at=100.0, promoted_at=104.0)
+    after = common.RoleChange(writer_from="after the promotion", started_at=100.0, promoted_at=101.0, writable_at=104.0)
     assert common._rto(after, figures(first_failure=None, recovered_at=None))[:2] == (
-        4.0, "RTO: the failover's first step to the standby promoted (read-write)")
+        4.0, "RTO: the failover's first step to the promoted standby read-write")
+    assert common._rto(common.RoleChange(writer_from="after the promotion", started_at=100.0), figures())[0] is None
