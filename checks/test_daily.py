@@ -147,7 +147,8 @@ def test_8_latest_backup_within_rpo(mesh, target, thresholds):
                  f"{thresholds.rpo_hours:g} h)" if good else f"none of the {len(checked)} newest passes")
         pytest.fail(verdict_message(
             f"newest backup {newest.ref.id} against its manifest (sizes and ETags the store lists; it would not "
-            f"restore; {since})", f"{len(newest.problems)} objects differ: " + "; ".join(newest.problems), "",
+            f"restore; {since})", f"{len(newest.problems)} of {newest.artefacts} objects differ: "
+            + "; ".join(newest.problems), "",
             "0 differing", "take a new backup (pytest procedures -m backup), then prove it restores (pytest "
             "procedures -m backup_verify); find what changed the object (the bucket's access log, lifecycle "
             "rules, a second writer)"), pytrace=False)

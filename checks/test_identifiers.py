@@ -19,6 +19,15 @@ pytestmark = [pytest.mark.database, pytest.mark.health, pytest.mark.daily]
 SHOWN = 5  # findings named in one message; the evidence lists them all
 
 
+def _sentence(found: list[identifiers.Finding]) -> str:
+    """The worst finding in full (what, measured, threshold, next step); the others by what and measured only,
+    so that one next step is not repeated for every database and table it applies to."""
+    found = sorted(found, key=lambda f: -1.0 if f.used is None else f.used, reverse=True)
+    rest = [f"{f.what} ({f.measured})" for f in found[1:SHOWN]]
+    more = f"; and {len(found) - SHOWN} more (see the evidence)" if len(found) > SHOWN else ""
+    return found[0].message() + (f" Also: {'; '.join(rest)}{more}" if rest else "")
+
+
 def _verdict_of(mesh, findings: list[identifiers.Finding], what: str, counted: str) -> None:
     """Every finding into the evidence; warnings as one warning, failures as the check's message."""
     mesh.evidence.table(what, ["verdict", "what", "measured", "threshold"],
@@ -26,11 +35,8 @@ def _verdict_of(mesh, findings: list[identifiers.Finding], what: str, counted: s
     failed = [f for f in findings if f.verdict == "fail"]
     warned = [f for f in findings if f.verdict == "warn"]
     if warned:
-        warn(mesh.evidence, "; ".join(f.message() for f in warned[:SHOWN])
-             + (f"; and {len(warned) - SHOWN} more (see the evidence)" if len(warned) > SHOWN else ""))
-    assert not failed, (f"{len(failed)} about to run out (of {counted}): "
-                        + "; ".join(f.message() for f in failed[:SHOWN])
-                        + (f"; and {len(failed) - SHOWN} more (see the evidence)" if len(failed) > SHOWN else ""))
+        warn(mesh.evidence, _sentence(warned))
+    assert not failed, f"{len(failed)} about to run out (of {counted}): {_sentence(failed)}"
 
 
 def test_sequences_far_from_their_maximum(mesh, thresholds):
@@ -41,8 +47,10 @@ def test_sequences_far_from_their_maximum(mesh, thresholds):
     findings = [f for row in rows if (f := identifiers.judge_sequence(
         row, thresholds.identifier_warn_ratio, thresholds.identifier_max_ratio))]
     used = [f.used for f in findings if f.used is not None]
-    mesh.evidence.measure("most used sequence", round(max(used, default=0.0) * 100, 2), " %",
-                          thresholds.identifier_max_ratio * 100)
+    mesh.evidence.measure("sequences in the database", len(rows))  # none is a true zero: keys may be UUIDs
+    if used:
+        mesh.evidence.measure("most used sequence", round(max(used) * 100, 2), " %",
+                              thresholds.identifier_max_ratio * 100)
     _verdict_of(mesh, findings, "sequences over the warning level", f"{len(rows)} sequences")
 
 
@@ -54,8 +62,10 @@ def test_integer_keys_far_from_2_31(mesh, thresholds):
     findings = [f for row in rows if (f := identifiers.judge_integer_key(
         row, thresholds.identifier_warn_ratio, thresholds.identifier_max_ratio))]
     used = [f.used for f in findings if f.used is not None]
-    mesh.evidence.measure("most used integer key", round(max(used, default=0.0) * 100, 2), " %",
-                          thresholds.identifier_max_ratio * 100)
+    mesh.evidence.measure("integer primary keys no sequence feeds", len(rows))
+    if used:
+        mesh.evidence.measure("most used integer key", round(max(used) * 100, 2), " %",
+                              thresholds.identifier_max_ratio * 100)
     _verdict_of(mesh, findings, "integer keys over the warning level", f"{len(rows)} integer keys")
 
 
@@ -87,8 +97,8 @@ def test_transaction_ids_far_from_wraparound(mesh, target, thresholds):
         return found
 
     findings = judge()
-    mesh.evidence.measure("oldest transaction ID age, of 2^31", round(max(r[1] for r in databases) / 2**31 * 100, 3),
-                          " %", wrap * 100)
+    mesh.evidence.measure("oldest transaction ID age", max(r[1] for r in databases), " IDs",
+                          int(wrap * identifiers.WRAPAROUND))
     if any(f.verdict != "pass" for f in findings):   # only then: who holds the horizon back
         holders = mesh.postgres.sql(identifiers.HORIZON_HOLDERS, title="what holds the xmin horizon back").rows
         findings = judge(identifiers.describe_holders(holders) or "nothing holds it now (autovacuum is behind)")

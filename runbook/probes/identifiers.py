@@ -113,7 +113,8 @@ ORDER BY 2 DESC LIMIT 5"""
 # What holds the horizon back, asked only when an age is judged: autovacuum cannot freeze rows newer than
 # the oldest transaction still open (its snapshot or its own ID), a prepared transaction or a slot's xmin.
 HORIZON_HOLDERS = """
-SELECT 'session' AS kind, format('pid %s (%s, %s, %s)', pid, usename, application_name, state) AS holder,
+SELECT 'session' AS kind, format('pid %s (%s)', pid, concat_ws(', ', usename, nullif(application_name, ''), state))
+         AS holder,
        greatest(age(backend_xid), age(backend_xmin))::bigint AS xid_age,
        date_trunc('second', now() - xact_start)::text AS open_for
 FROM pg_stat_activity WHERE (backend_xid IS NOT NULL OR backend_xmin IS NOT NULL) AND pid <> pg_backend_pid()
@@ -144,7 +145,7 @@ class Finding:
 
 
 def _pct(ratio: float) -> str:
-    return f"{format_number(round(ratio * 100, 2))} %"
+    return "under 0.01 %" if 0 < ratio < 0.0001 else f"{format_number(round(ratio * 100, 2))} %"
 
 
 def _n(value: float) -> str:
@@ -248,8 +249,12 @@ def judge_id_age(kind: str, where: str, age: int, freeze_max_age: int, overdue_w
             "slot's xmin (pg_replication_slots)" + (f". Oldest now: {holders}" if holders else ""))
     return Finding(verdict, f"{kind} ID age of {where}", used,
                    f"{_n(age)}: {_pct(used)} of the 2^31 before wraparound (when PostgreSQL stops "
-                   f"accepting writes), {_n(round(age / freeze_max_age, 2))} x {setting} "
+                   f"accepting writes), {_times(age / freeze_max_age)} {setting} "
                    f"{_n(freeze_max_age)}", threshold, step)
+
+
+def _times(ratio: float) -> str:
+    return "under 0.01 x" if 0 < ratio < 0.01 else f"{_n(round(ratio, 2))} x"
 
 
 def describe_holders(rows: list[tuple]) -> str:
