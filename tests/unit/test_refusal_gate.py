@@ -85,7 +85,7 @@ def _run(tmp_path: Path, test: str) -> tuple[int, str, list[dict]]:
            "NOWHERE_S3_KEY": "x", "NOWHERE_S3_SECRET": "x"}
     proc = subprocess.run([sys.executable, "-m", "pytest", f"{test_file}::{test}", "-m", "restore",
                            f"--target={_target(tmp_path)}", "-c", str(REPO / "pyproject.toml"), "--rootdir", str(REPO),
-                           "--local-lock-only", "--no-default-reports", "-q", "-rA"],
+                           "--local-lock-only", "--no-default-reports", "-q", "-rA", "--backup=yesterday"],
                           cwd=home, env=env, capture_output=True, text=True, timeout=120)
     log = home / "reports" / "audit.log"
     lines = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
@@ -99,6 +99,7 @@ def test_a_refused_option_is_one_line_and_one_audit_line(tmp_path):
     assert "Traceback" not in out and "raise Refused" not in out, out      # the line alone, no source excerpt
     (line,) = lines
     assert (line["procedure"], line["outcome"]) == ("restore", "refused"), line
+    assert line["params"] == {"backup": "yesterday"}, line   # what was given, from the procedure's declaration
     assert "not a backup ID" in line["detail"], line
 
 
