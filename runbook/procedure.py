@@ -126,7 +126,7 @@ class Context(Generic[S]):
         self.judged.append(j)
         evidence = getattr(self.mesh, "evidence", None)
         if evidence is not None:
-            evidence.measure(what, None if j.measured is None else round(j.measured, 2), unit, target, j.verdict)
+            evidence.measure(what, None if j.measured is None else _rounded(j.measured), unit, target, j.verdict)
         return j
 
     @property
@@ -234,9 +234,14 @@ class Procedure(Generic[S]):
         return undone
 
 
+def _rounded(value: float) -> float:
+    """Two decimals, or three significant digits below 1: a target of 0.0001 hours must not read as 0."""
+    return round(value, 2) if abs(value) >= 1 else float(f"{value:.3g}")
+
+
 def _figure(value: float, unit: str) -> str:
     """12.34 s, 0.06 s, 3 rows; from two minutes on also in minutes ("7200 s = 120 min": targets are in minutes)."""
-    text = f"{value:.2f}".rstrip("0").rstrip(".") + (f" {unit}" if unit else "")
+    text = f"{_rounded(value):f}".rstrip("0").rstrip(".") + (f" {unit}" if unit else "")
     if unit == "s" and value >= 120:
         text += f" = {round(value / 60, 1):g} min"
     return text

@@ -327,6 +327,22 @@ def test_restore_over_its_rto_target_is_red_naming_measured_and_target_and_keeps
         delete_rows()
 
 
+def test_backup_verify_over_its_rpo_target_is_red_even_with_accept_slower(our_backups, tmp_path):
+    """rpo_hours = 0.0001 (0.36 s): the verified backup restores, then the row is red naming the achieved RPO
+    and the target (it only warned before); --accept-slower accepts time targets only, never an RPO."""
+    take_backup(tmp_path)
+    run = procedures(["-m", "backup_verify", "--backup=latest", "--accept-slower"], tmp_path,
+                     target=target_with(tmp_path, rpo_hours="0.0001"))
+    msg = run.failed("test_latest_backup_restores_into_scratch_instances")
+    figure = _measured(run, "achieved RPO (age of the newest good backup)")
+    assert figure["verdict"] == "fail" and figure["threshold"] == 0.0001 and figure["value"] > 0.0001, figure
+    assert f"achieved RPO (age of the newest good backup): measured {figure['value']:g} hours, target 0.0001 hours" \
+        in msg and "Next step: the newest good backup is too old" in msg, msg
+    assert "accepted" not in msg and "nothing undone" in msg, msg
+    assert not [c for c in engine.client().containers.list(all=True) if c.name.startswith("mesh-scratch-")]
+    print(f"red as it should be: {msg.splitlines()[0][:400]}")
+
+
 # -- backup failures ----------------------------------------------------------------------------------------
 
 def test_backup_with_s3_unreachable_fails_clearly_and_writes_nothing(healthy, tmp_path):

@@ -160,7 +160,7 @@ def report(ctx: Ctx):
     # Judged only when the backup verified is the newest: an older one (--backup=ID) says nothing of the RPO,
     # and that run is asked whether that backup restores, not how old the newest is.
     if st.rpo_seconds is not None:
-        ctx.judge("achieved RPO (age of the newest good backup)", round(age / 3600, 3),
+        ctx.judge("achieved RPO (age of the newest good backup)", age / 3600,
                   ctx.target.thresholds.rpo_hours, "hours",
                   "the newest good backup is too old: pytest procedures -m backup, then see why the scheduled "
                   "backup did not run", kind="data")

@@ -125,6 +125,13 @@ def test_the_steady_state_and_the_missed_targets_are_said_together():
         Procedure("p", [step("a", ("RTO", 500, 120))], steady_state=lambda c: next(checks)).run(ctx())
 
 
+def test_small_figures_keep_their_digits_in_the_message_and_the_evidence():
+    c = ctx()
+    j = c.judge("achieved RPO", 0.003123, 0.0001, "hours", "take a backup", kind="data")
+    assert "measured 0.00312 hours, target 0.0001 hours" in j.message()
+    assert measures(c)["achieved RPO"]["value"] == 0.00312
+
+
 @given(measured=st.one_of(st.none(), st.floats(0, 1e6)), target=st.floats(0, 1e6), accept=st.booleans(),
        kind=st.sampled_from(["time", "data"]))
 def test_the_verdict_is_over_or_missing_fails_unless_an_accepted_time_miss(measured, target, accept, kind):
