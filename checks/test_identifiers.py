@@ -25,7 +25,7 @@ def _sentence(found: list[identifiers.Finding]) -> str:
     found = sorted(found, key=lambda f: -1.0 if f.used is None else f.used, reverse=True)
     rest = [f"{f.what} ({f.measured})" for f in found[1:SHOWN]]
     more = f"; and {len(found) - SHOWN} more (see the evidence)" if len(found) > SHOWN else ""
-    return found[0].message() + (f" Also: {'; '.join(rest)}{more}" if rest else "")
+    return found[0].message().rstrip(".") + (f". Also: {'; '.join(rest)}{more}" if rest else "")
 
 
 def _verdict_of(mesh, findings: list[identifiers.Finding], what: str, counted: str) -> None:

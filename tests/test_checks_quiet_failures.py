@@ -148,8 +148,8 @@ def test_transaction_id_age_past_the_share_of_wraparound_is_red_naming_the_holde
         holder.execute("SELECT txid_current()")   # an open transaction holding an ID: the horizon's holder
         run = run_suite(["checks", "-m", "daily", "-k", "transaction_ids_far"], tmp_path, target=target)
     msg = run.failed("test_transaction_ids_far_from_wraparound")
-    assert "transaction ID age of database mcp: measured" in msg, msg
-    assert "of the 2^31 before wraparound" in msg and "% of 2^31. Next step" in msg
+    assert "about to run out" in msg and "transaction ID age of database mcp" in msg, msg
+    assert "of the 2^31 before wraparound" in msg and "% of 2^31 (at 2^31 PostgreSQL stops accepting writes)" in msg
     assert "VACUUM (FREEZE, VERBOSE)" in msg and "Oldest now: session pid" in msg and "idle in transaction" in msg
 
 

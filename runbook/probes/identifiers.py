@@ -235,11 +235,11 @@ def judge_id_age(kind: str, where: str, age: int, freeze_max_age: int, overdue_w
     used = age / WRAPAROUND
     if used >= wraparound_max:
         verdict: Verdict = "fail"
-        threshold = f"{_pct(wraparound_max)} of 2^31"
+        threshold = f"{_pct(wraparound_max)} of 2^31 (at 2^31 PostgreSQL stops accepting writes)"
     elif age >= freeze_max_age * overdue_warn:
         verdict, threshold = "warn", f"{_n(overdue_warn)} x {setting}"
     else:
-        verdict, threshold = "pass", f"{_pct(wraparound_max)} of 2^31"
+        verdict, threshold = "pass", f"{_pct(wraparound_max)} of 2^31 (at 2^31 PostgreSQL stops accepting writes)"
     target = where.removeprefix("table ").removesuffix(" (its TOAST table)")
     vacuum = (f"VACUUM (FREEZE, VERBOSE) {target}" if where.startswith("table ")
               else f"VACUUM (FREEZE, VERBOSE) the oldest tables of {where} (vacuumdb --freeze --jobs 4 -d "
@@ -248,8 +248,7 @@ def judge_id_age(kind: str, where: str, age: int, freeze_max_age: int, overdue_w
             "transaction (pg_stat_activity.backend_xmin), a prepared transaction (pg_prepared_xacts), a replication "
             "slot's xmin (pg_replication_slots)" + (f". Oldest now: {holders}" if holders else ""))
     return Finding(verdict, f"{kind} ID age of {where}", used,
-                   f"{_n(age)}: {_pct(used)} of the 2^31 before wraparound (when PostgreSQL stops "
-                   f"accepting writes), {_times(age / freeze_max_age)} {setting} "
+                   f"{_n(age)}: {_pct(used)} of the 2^31 before wraparound, {_times(age / freeze_max_age)} {setting} "
                    f"{_n(freeze_max_age)}", threshold, step)
 
 

@@ -111,7 +111,7 @@ def test_transaction_id_age_warns_when_the_forced_freeze_is_overdue_and_fails_ha
     if verdict == "warn":
         assert f.threshold == "1.25 x autovacuum_freeze_max_age"
     if verdict == "fail":
-        assert f.threshold == "50 % of 2^31" and "VACUUM (FREEZE, VERBOSE)" in f.next_step
+        assert f.threshold.startswith("50 % of 2^31") and "VACUUM (FREEZE, VERBOSE)" in f.next_step
 
 
 def test_a_table_is_vacuumed_by_name_its_toast_through_its_table_and_the_holders_are_named():
