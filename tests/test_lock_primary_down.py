@@ -16,14 +16,19 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import faults_failover as ff
+import pytest
+
+from runbook.lock import lock_key
 from sandbox import config, postgres
 
 REPO = Path(__file__).resolve().parent.parent
 HOLD_SECONDS = 12   # longer than the two runners' start-up skew on a loaded 2-core machine
 
-# A procedure that only holds the target lock for a while: the gate, the lock and the audit line are real.
+# A procedure that only holds the target lock for a while (longer while a file `hold` is in its working
+# directory): the gate, the lock and the audit line are real.
 HOLDER = f'''
 import time
+from pathlib import Path
 
 import pytest
 
@@ -32,6 +37,9 @@ from runbook.procedure import Procedure, Step
 
 def hold(ctx):
     time.sleep({HOLD_SECONDS})
+    deadline = time.monotonic() + 120
+    while Path("hold").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
     return "held"
 
 
@@ -56,9 +64,11 @@ def primary_stopped():
         postgres.ensure(config.load_secrets())   # idempotent: starts what is down, waits for streaming
 
 
-def _runner(tmp_path: Path, name: str, test_file: Path) -> tuple[subprocess.Popen, Path]:
+def _runner(tmp_path: Path, name: str, test_file: Path, hold: bool = False) -> tuple[subprocess.Popen, Path]:
     home = tmp_path / name
     home.mkdir()
+    if hold:
+        (home / "hold").touch()
     xml = home / "junit.xml"
     cmd = [sys.executable, "-m", "pytest", str(test_file), "-m", "failover", "--target", "sandbox",
            "-c", str(REPO / "pyproject.toml"), "--rootdir", str(REPO), f"--junitxml={xml}",
@@ -115,3 +125,40 @@ def test_two_runners_with_the_primary_down_only_one_gets_in(healthy, tmp_path):
     assert "HELD" in lost["lock"] and f"advisory lock on the {down_is} " in lost["lock"], story
     print(f"\nprimary down ({stopped}); {winner} held the target on the {up_is}, {loser} refused; "
           f"both runners done in {seconds:.1f}s\nwinner's lock: {won['lock']}\nloser's lock: {lost['lock']}")
+
+
+def test_a_lock_taken_on_the_standby_keeps_out_a_runner_that_reaches_the_primary_again(healthy, tmp_path):
+    """The reason every backend that answers is taken: the first runner got in while the primary was down (on
+    the standby's lock alone); the primary comes back; a second runner takes the primary's lock, finds the
+    standby's held, and is refused (and gives the primary's back)."""
+    test_file = tmp_path / "test_lock_holder.py"
+    test_file.write_text(HOLDER)
+    with primary_stopped() as stopped:
+        if stopped != "postgres-primary":
+            pytest.skip("the roles are swapped (a failover left them so): run -m switchover first")
+        first, first_home = _runner(tmp_path, "alice", test_file, hold=True)
+        for line in first.stdout:   # the gate prints each step as it starts: the lock is held by then
+            if "step 1/1: hold the target lock" in line:
+                break
+        else:
+            pytest.fail(f"the first runner never started its step: {_verdict(first_home)}")
+    # primary_stopped() started the primary again; the first runner still holds the target
+    assert ff.role("postgres-primary") == "primary"
+    second, second_home = _runner(tmp_path, "bob", test_file)
+    second.communicate(timeout=120)
+    (first_home / "hold").unlink()
+    first.communicate(timeout=HOLD_SECONDS + 60)
+
+    kind, message = _verdict(second_home)
+    (won,), (lost,) = _audit_lines(first_home), _audit_lines(second_home)
+    story = f"{kind}: {message}\n{won}\n{lost}"
+    assert _verdict(first_home)[0] == "passed" and won["outcome"] == "succeeded", story
+    assert kind == "failure" and "advisory lock on the standby 127.0.0.1:" in message \
+        and "is held by mesh-runbook lock: lock-holder by alice@" in message, story
+    assert lost["outcome"] == "refused" and "advisory lock on the primary 127.0.0.1:" in lost["lock"], story
+    assert ": taken; advisory lock on the standby" in lost["lock"] and ": HELD (" in lost["lock"], story
+    held_on_primary = ff.sql("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND "
+                             "((classid::bigint << 32) | objid::bigint) = %s::bigint", "postgres-primary",
+                             (lock_key("sandbox"),))
+    assert held_on_primary == [(0,)], "the refused runner left its primary lock behind"
+    print(f"\nfirst runner on the standby alone; the primary back; second runner refused: {lost['lock']}")
