@@ -167,11 +167,13 @@ def verdict(projections: list[Projection], horizon_days: float) -> Verdict:
     for p in filling:
         if reaches(p, p.days_to_limit * DAY):
             return Verdict("red", p)
+    young = unjudged_reasons(projections)
     if filling:
         p = filling[0]
-        return Verdict("warn", p, f"further than {REACH}x its {human_seconds(p.fit.span)} of history can tell")
-    if len(usable) < len(projections):
-        return Verdict("young", judged(projections), "; ".join(unjudged_reasons(projections)))
+        return Verdict("warn", p, f"further than {REACH}x its {human_seconds(p.fit.span)} of history can tell"
+                       + (f"; and {'; '.join(young)}" if young else ""))
+    if young:
+        return Verdict("young", judged(projections), "; ".join(young))
     return Verdict("ok", judged(projections))
 
 
@@ -186,10 +188,12 @@ def young_message(name: str, v: Verdict, projections: list[Projection], current:
     b, waiting = v.basis, [p for p in projections if p.fit is None]
     ready = max(p.needed - p.history for p in waiting)
     at = datetime.fromtimestamp(now + ready, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    said = ("a clear trend that does not reach the limit within the horizon" if b.clear_trend else
+            f"no clear trend (R² below {TREND_R2}): it judges nothing")
     return (f"{name}: no trend judged yet over the {' and '.join(p.window for p in waiting)} window"
             f"{'s' if len(waiting) > 1 else ''} ({v.why}); measured {current}; judged on the {b.window} window "
-            f"only ({b.describe()}), where nothing fills within the horizon. Next step: none now; with its "
-            f"history kept, every window is judged from about {at}.")
+            f"only ({b.describe()}: {said}). Next step: none now; with its history kept, every window is "
+            f"judged from about {at}.")
 
 
 def reaches(p: Projection, seconds_ahead: float) -> bool:

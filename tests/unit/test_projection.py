@@ -155,7 +155,11 @@ def test_the_young_sandbox_of_issue_19_is_not_red():
     assert "12m of history over the 6h window" in v.why and "needs at least 3h" in v.why
     message = young_message("prometheus container memory", v, far, "240 MiB", now)
     assert "no trend judged yet over the 6h and 7d windows" in message and "judged on the 10m window" in message
-    assert "Next step:" in message
+    assert "a clear trend that does not reach the limit" in message and "Next step:" in message
+    # filling within the horizon but beyond the 10m window's reach: a warning that also names the young windows
+    beyond = [project(in_window(600, 5), "10m", now, 50 * limit, 600, window_seconds=600, step=5), *ps[1:]]
+    w = verdict(beyond, 30)
+    assert w.status == "warn" and "history can tell" in w.why and "12m of history over the 6h window" in w.why
 
 
 @settings(max_examples=200, deadline=None)
