@@ -48,7 +48,8 @@ class S3Lease:
         except _Held as held:
             return Attempt(self.name, "held", str(held))
         except Exception as exc:  # no answer, no credentials, no bucket: said in the audit line
-            return Attempt(self.name, "unavailable", f"no answer: {_first_line(exc)}")
+            said = f"the store answered {_status(exc)} {_code(exc)}" if _status(exc) else "no answer"
+            return Attempt(self.name, "unavailable", f"{said}: {_first_line(exc)}")
         renewal = _Renewal(client, self.bucket, key, body, etag, self.seconds, notes)
         renewal.start()
         stack.callback(renewal.release)

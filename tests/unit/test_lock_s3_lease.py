@@ -150,3 +150,8 @@ def test_a_lease_deleted_under_its_holder_is_said_lost(client):
         time.sleep(0.9)
     assert "S3 lease LOST" in held.summary() and "deleted" in held.summary()
     assert keys(client) == []
+
+
+def test_a_store_that_answers_with_an_error_is_not_used_and_says_what_it_answered(client):
+    attempt = S3Lease(lambda: client, "no-such-bucket", "moto").take(ExitStack(), "sandbox", FIRST, [])
+    assert attempt.outcome == "unavailable" and attempt.detail.startswith("the store answered 404 NoSuchBucket: ")
