@@ -1,10 +1,10 @@
 """A PostgreSQL session advisory lock on one endpoint the target file names (its primary or its standby).
 
 pg_try_advisory_lock never waits; the lock goes with pg_advisory_unlock, or with the session when the holder
-dies. A hot standby grants it too (during recovery, advisory locks are the one lock a client may take; they
-are not replicated, so the standby's is its own). The session carries the holder's name as its
-application_name, so a refused runner can say who holds the target: pg_locks joined to pg_stat_activity,
-on a standby as on a primary."""
+dies. A hot standby grants it too: advisory locks work during recovery (PostgreSQL 15, the sandbox's :5433:
+a second session is refused), and they are not replicated, so the standby's lock is its own. The session
+carries the holder's name as its application_name, so a refused runner can say who holds the target:
+pg_locks joined to pg_stat_activity, on a standby as on a primary."""
 from __future__ import annotations
 
 from contextlib import ExitStack
