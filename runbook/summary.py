@@ -84,6 +84,7 @@ class Row:
     title: str = ""
     message: str = ""   # what is wrong and the next step (failed/unreachable), the warnings, a skip reason
     measure: str = ""   # measure_text of the headline measure
+    short: str = ""     # the title in a few words (runbook/console.py short_title), for the console
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -94,7 +95,8 @@ def merge(rows: dict[str, Row], row: Row) -> None:
     old = rows.get(row.nodeid)
     if old is None or worse(old.state, row.state) != old.state:
         rows[row.nodeid] = Row(row.nodeid, row.state, row.title or (old and old.title) or "",
-                               row.message, row.measure or (old and old.measure) or "")
+                               row.message, row.measure or (old and old.measure) or "",
+                               row.short or (old and old.short) or "")
 
 
 @dataclass
@@ -146,20 +148,6 @@ def counts_text(counts: dict[str, int]) -> str:
 def sorted_rows(rows: Iterable[Row]) -> list[Row]:
     """Worst first, then in the order they ran."""
     return sorted(rows, key=lambda r: STATES.index(r.state))
-
-
-def console_lines(word: str, counts: dict[str, int], rows: Iterable[Row], width: int = 160,
-                  most: int = 25) -> list[str]:
-    """The end of the console output: the verdict, then one line per red or amber row with its message (the
-    first `most` of them, worst first: past that the console is no longer a summary, the HTML is)."""
-    lines = [f"{word.upper()}: {counts_text(counts)}"]
-    problems = sorted_rows(r for r in rows if r.state in PROBLEMS)
-    for row in problems[:most]:
-        line = f"  {row.state.upper():<12} {row.title or row.nodeid} — {first_line(row.message, width)}"
-        lines.append(line if len(line) <= width + 80 else line[: width + 79] + "…")
-    if len(problems) > most:
-        lines.append(f"  … and {len(problems) - most} more: see the HTML report")
-    return lines
 
 
 def selection_text(markexpr: str | None, args: Iterable[str]) -> str:

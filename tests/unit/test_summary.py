@@ -88,17 +88,6 @@ def test_a_row_is_titled_by_the_docstrings_first_line_and_the_parametrisation_id
     assert summary.step_title(None, "rest-api", "test_health") == "test_health [rest-api]"
 
 
-def test_the_console_ends_with_the_verdict_then_one_line_per_red_or_amber_row_worst_first():
-    rows = [Row("a", "passed", "1. Health"), Row("b", "warned", "4. Disk Space", "disk 85%\nmore"),
-            Row("c", "unreachable", "3. Redis", "redis did not answer within 2s"), Row("d", "skipped", "9. Grafana", "n/a"),
-            Row("e", "failed", "7. Replication Lag", "lag 14.2s, threshold 0.5s. Next step: resume replay")]
-    lines = summary.console_lines("red", summary.count(r.state for r in rows), rows)
-    assert lines[0] == "RED: 1 failed, 1 warned, 1 unreachable, 1 passed, 1 skipped"
-    assert [ln.split()[0] for ln in lines[1:]] == ["FAILED", "UNREACHABLE", "WARNED"]
-    assert lines[1].endswith("7. Replication Lag — lag 14.2s, threshold 0.5s. Next step: resume replay")
-    assert lines[3].endswith("4. Disk Space — disk 85%")  # one line each
-
-
 def test_a_run_writes_its_summary_with_the_problems_worst_first():
     run = Run("sandbox", "-m daily", "2026-11-29T10:00:00+00:00", "oncall@host")
     for row in (Row("a", "passed"), Row("b", "warned", "4. Disk", "85%"), Row("c", "failed", "7. Lag", "14.2s")):
