@@ -5,19 +5,17 @@ the real ones are tests/test_lock_primary_down.py and tests/unit/test_lock_s3_le
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import signal
 import stat
 import time
 from contextlib import contextmanager
-from types import SimpleNamespace
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from runbook import audit, lock
+from runbook import lock
 from runbook.lock import Held, Missing, advisory, target_lock
 from runbook.lock.advisory import AdvisoryLock
 from runbook.types import Refused
@@ -381,35 +379,3 @@ def test_two_runners_that_share_a_backend_never_both_get_in(tmp_path_factory, re
     elif any(a and b for a, b in zip(reach_a, reach_b)) or not any(reach_b):
         assert entered == ["a"]
     assert all(s.locks == {} for s in servers)   # everything let go
-
-
-def test_backends_follow_the_target_file_in_a_fixed_order():
-    opened = []
-    pg = SimpleNamespace(configured_address=lambda w: {"primary": "db-1:5432", "standby": "db-2:5432"}[w],
-                         open_configured=lambda w, statement_timeout=None: opened.append((w, statement_timeout)))
-    target = SimpleNamespace(postgres=SimpleNamespace(primary=object(), standby=object()),
-                             s3=SimpleNamespace(endpoint_url="https://s3.example"))
-    mesh = SimpleNamespace(target=target, postgres=pg, s3=SimpleNamespace(bucket="b", client=None))
-    names = [b.name for b in lock.backends_for(mesh)]
-    assert names == ["advisory lock on the primary db-1:5432", "advisory lock on the standby db-2:5432",
-                     "S3 lease in s3://b/locks/ at https://s3.example"]
-    for b in lock.backends_for(mesh)[:2]:
-        b._connect()
-    assert opened == [("primary", 0), ("standby", 0)]   # the lock session has no statement_timeout
-    target.postgres.standby, target.s3 = None, None
-    said = [b.take(None, "sandbox", FIRST, []).line() for b in lock.backends_for(mesh)[1:]]
-    assert said == ["advisory lock on the standby: not used (the target names no PostgreSQL standby)",
-                    "S3 lease: not used (the target names no S3 store)"]
-
-
-def test_the_audit_line_carries_how_the_lock_went(tmp_path):
-    class Plain:
-        def value(self, v):
-            return v
-    entry = audit.append(tmp_path / "audit.log", Plain(), target="sandbox", procedure="failover", params={},
-                         outcome="succeeded", seconds=1.0, lock="cross-machine: advisory lock on the standby")
-    assert entry["lock"] == "cross-machine: advisory lock on the standby"
-    assert json.loads((tmp_path / "audit.log").read_text())["lock"].startswith("cross-machine")
-    plain = audit.append(tmp_path / "audit.log", Plain(), target="sandbox", procedure="failover", params={},
-                         outcome="planned", seconds=0)
-    assert "lock" not in plain

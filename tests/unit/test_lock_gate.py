@@ -1,6 +1,7 @@
 """The gate with a target whose every lock backend is gone (PostgreSQL primary, standby and S3 on closed
 loopback ports; nothing needs to run): a procedure is refused naming what was tried, runs with
---local-lock-only, and both audit lines say how the lock went. A pytest subprocess each, as an operator runs it."""
+--local-lock-only, and both audit lines say how the lock went. A pytest subprocess each, as an operator runs it.
+Also the gate's wiring: which backends a target gets, in which order, and the audit line's `lock` field."""
 from __future__ import annotations
 
 import json
@@ -9,8 +10,12 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
+
+from runbook import audit, lock
 
 REPO = Path(__file__).resolve().parents[2]
+FIRST = {"procedure": "backup", "who": "alice@ops-1", "since": "2026-11-29T10:00:00Z"}
 
 HOLDER = '''
 import pytest
@@ -85,7 +90,7 @@ def _run(tmp_path: Path, name: str, *extra: str) -> tuple[int, str, list[dict]]:
 
 def test_no_backend_answering_refuses_and_local_lock_only_runs_both_audited(tmp_path):
     rc, out, (line,) = _run(tmp_path, "refused")
-    assert rc == 1 and "refused: no lock that other machines see could be taken for target 'nowhere'" in out, out
+    assert rc == 4 and "refused: no lock that other machines see could be taken for target 'nowhere'" in out, out
     for said in ("advisory lock on the primary 127.0.0.1:", "advisory lock on the standby 127.0.0.1:",
                  "S3 lease in s3://nowhere-backups/locks/"):
         assert said in line["lock"] and said in out, (said, line)
@@ -96,3 +101,35 @@ def test_no_backend_answering_refuses_and_local_lock_only_runs_both_audited(tmp_
     assert line["outcome"] == "succeeded", line
     assert line["lock"].startswith("local only by --local-lock-only; advisory lock on the primary"), line
     assert line["lock"].endswith("local flock on this machine: taken"), line
+
+
+def test_backends_follow_the_target_file_in_a_fixed_order():
+    opened = []
+    pg = SimpleNamespace(configured_address=lambda w: {"primary": "db-1:5432", "standby": "db-2:5432"}[w],
+                         open_configured=lambda w, statement_timeout=None: opened.append((w, statement_timeout)))
+    target = SimpleNamespace(postgres=SimpleNamespace(primary=object(), standby=object()),
+                             s3=SimpleNamespace(endpoint_url="https://s3.example"))
+    mesh = SimpleNamespace(target=target, postgres=pg, s3=SimpleNamespace(bucket="b", client=None))
+    names = [b.name for b in lock.backends_for(mesh)]
+    assert names == ["advisory lock on the primary db-1:5432", "advisory lock on the standby db-2:5432",
+                     "S3 lease in s3://b/locks/ at https://s3.example"]
+    for b in lock.backends_for(mesh)[:2]:
+        b._connect()
+    assert opened == [("primary", 0), ("standby", 0)]   # the lock session has no statement_timeout
+    target.postgres.standby, target.s3 = None, None
+    said = [b.take(None, "sandbox", FIRST, []).line() for b in lock.backends_for(mesh)[1:]]
+    assert said == ["advisory lock on the standby: not used (the target names no PostgreSQL standby)",
+                    "S3 lease: not used (the target names no S3 store)"]
+
+
+def test_the_audit_line_carries_how_the_lock_went(tmp_path):
+    class Plain:
+        def value(self, v):
+            return v
+    entry = audit.append(tmp_path / "audit.log", Plain(), target="sandbox", procedure="failover", params={},
+                         outcome="succeeded", seconds=1.0, lock="cross-machine: advisory lock on the standby")
+    assert entry["lock"] == "cross-machine: advisory lock on the standby"
+    assert json.loads((tmp_path / "audit.log").read_text())["lock"].startswith("cross-machine")
+    plain = audit.append(tmp_path / "audit.log", Plain(), target="sandbox", procedure="failover", params={},
+                         outcome="planned", seconds=0)
+    assert "lock" not in plain
