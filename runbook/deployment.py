@@ -2,7 +2,12 @@
 modules. `mesh.postgres`, `mesh.redis`, `mesh.compose`, `mesh.s3`, `mesh.prometheus`, `mesh.http`: each
 owns its client, the target's deadline, the evidence it records and the mapping of its failures into an
 `Unreachable` that names the component, the address, the deadline and the next step. Checks and
-procedures reach the world through these only."""
+procedures reach the world through these only.
+
+A component the target does not declare ([postgres], [redis], [s3], [compose], [api]) is an Undeclared in the
+target (runbook/target.py): the first attribute its component reads raises NotDeclared, which the plugin turns
+into a skip naming the section (fixtures/target.py). So a check needs no test of its own for the absence, and
+a target with only [services] runs the HTTP checks."""
 from __future__ import annotations
 
 import functools

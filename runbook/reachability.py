@@ -27,12 +27,20 @@ def probes(mesh) -> dict[str, tuple[Callable[[], object], float]]:
     found: dict[str, tuple[Callable[[], object], float]] = {}
     for service in t.services:
         found[f"http:{service}"] = (lambda s=service: _http(mesh, s), timeout)
-    found["postgres:primary"] = (lambda: mesh.postgres.value("SELECT 1", which="primary"), timeout)
-    if t.postgres.standby is not None:
-        found["postgres:standby"] = (lambda: mesh.postgres.value("SELECT 1", which="standby"), timeout)
-    found["redis"] = (mesh.redis.ping, timeout)
-    found["s3"] = (mesh.s3.head_bucket, timeout)
-    found["compose"] = (mesh.compose.containers, timeout + ENGINE_SLACK)
+    # A component the target leaves out is not probed: its checks skip naming it (runbook/target.py Undeclared)
+    # Each configured PostgreSQL endpoint by its address, as role discovery keys it (components/postgres.py):
+    # one connection each, all at once. Asking "the primary" instead would first discover the roles, one
+    # endpoint after the other, and pay a dead deployment's deadline twice (issue 22 §2). The role keys the
+    # checks ask for follow from these (_postgres_roles).
+    for which in _pg_endpoints(t):
+        found.setdefault(f"postgres@{mesh.postgres.configured_address(which)}", (
+            lambda w=which: mesh.postgres.open_configured(w).close(), timeout))
+    if t.redis:
+        found["redis"] = (mesh.redis.ping, timeout)
+    if t.s3:
+        found["s3"] = (mesh.s3.head_bucket, timeout)
+    if t.compose:
+        found["compose"] = (mesh.compose.containers, timeout + ENGINE_SLACK)
     if t.prometheus:
         found["prometheus"] = (lambda: mesh.prometheus.query("vector(1)"), timeout)
     if t.alertmanager:
@@ -55,10 +63,42 @@ def start(target, breaker: Breaker) -> None:
     from .deployment import Deployment  # here: deployment imports the breaker, not this module
     mesh = Deployment(target, Evidence())   # its own evidence: the probes are not a check's findings
     _clients_made_here(mesh)
-    for key, (probe, deadline) in probes(mesh).items():
-        done = breaker.expect(key, deadline + SLACK)
+    started = {}
+    for key, (probe, deadline) in probes(mesh).items():   # every deadline starts now, together
+        started[key] = done = breaker.expect(key, deadline + SLACK)
         threading.Thread(target=_run, args=(key, probe, breaker, done), daemon=True,
                          name=f"reachability-{key}").start()
+    roles = {w: f"postgres@{mesh.postgres.configured_address(w)}" for w in _pg_endpoints(target)}
+    if roles:
+        done = {w: breaker.expect(f"postgres:{w}", mesh.timeout + 2 * SLACK) for w in roles}
+        threading.Thread(target=_postgres_roles, args=(roles, started, mesh.timeout + SLACK, breaker, done), daemon=True,
+                         name="reachability-postgres-roles").start()
+
+
+def _pg_endpoints(t) -> tuple[str, ...]:
+    if not t.postgres:
+        return ()
+    return ("primary", "standby") if t.postgres.standby is not None else ("primary",)
+
+
+def _postgres_roles(addresses: dict[str, str], started: dict, wait: float, breaker: Breaker, done: dict) -> None:
+    """The role keys the checks ask for ("postgres:primary", "postgres:standby"), from the address probes:
+    a role is unreachable when every endpoint that could hold it is. The primary could be either endpoint
+    (after a failover the target's standby is primary): unreachable only when both are. The standby is
+    the target's standby unless a failover made the target's primary the standby, which then answers:
+    unreachable when the target's standby is."""
+    try:
+        for key in set(addresses.values()):
+            started[key].wait(wait)
+        down = breaker.tripped()
+        if all(a in down for a in addresses.values()):
+            for which, address in addresses.items():
+                breaker.trip(f"postgres:{which}", down[address])
+        elif "standby" in addresses and addresses["standby"] in down:
+            breaker.trip("postgres:standby", down[addresses["standby"]])
+    finally:
+        for event in done.values():
+            event.set()
 
 
 def _clients_made_here(mesh) -> None:

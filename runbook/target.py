@@ -23,7 +23,7 @@ from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fi
 from runbook import target_schema as chk
 from runbook.fleet.model import Fleet
 from runbook.thresholds import format_number
-from runbook.types import Plain, TargetError
+from runbook.types import NotDeclared, Plain, TargetError
 from runbook.target_fields import (_NAME, AnyText, Bucket, Container, DockerHost, Duration, EnvName, FilePath,
                                    HostSpec, Host, HttpUrl, Identifier, Names, Paths, Percent, Port, Positive, Ratio,
                                    RedisUrl, RegistryUrl, SslMode, TableKey, TableName, TargetName, Text, UrlPath,
@@ -32,6 +32,41 @@ from runbook.target_fields import (_NAME, AnyText, Bucket, Container, DockerHost
 # Target.schema and Postgres.schema are the file's own key names. They shadow BaseModel.schema(), pydantic v1's
 # method that nothing here calls, and pydantic warns about that when the classes are created.
 warnings.filterwarnings("ignore", r'Field name "schema" in "(Target|Postgres)" shadows', UserWarning)
+
+
+# --- Components a target may leave out (issue 22 §6) ---
+
+class Undeclared:
+    """What target.postgres (and the others above) is when the file has no such table: false in a test
+    (`if target.postgres:`), and any attribute raises NotDeclared. One place makes the absence a skip, instead
+    of every check testing for None."""
+
+    def __init__(self, section: str):
+        self._section = section
+
+    def __getattr__(self, attr: str) -> Any:
+        if attr.startswith("__"):
+            raise AttributeError(attr)
+        raise NotDeclared(f"not declared in the target: [{self._section}]")
+
+    def __bool__(self) -> bool:
+        return False
+
+    def __repr__(self) -> str:
+        return f"Undeclared({self._section!r})"
+
+    def __reduce__(self):
+        return (Undeclared, (self._section,))
+
+    def __copy__(self):
+        return self
+
+    def __deepcopy__(self, memo):
+        return self
+
+
+def _optional(section: str) -> Any:
+    return Field(default=Undeclared(section), description="a table (optional: without it, its checks skip)")
 
 
 # --- The file's tables ---
@@ -342,11 +377,12 @@ class Target(_Model):
     hosts: dict[TableKey, HostSpec] = Field(default_factory=dict, description="a table of names")
     fleet: Fleet | None = None  # many hosts in groups, or an Ansible inventory (runbook/fleet/model.py)
     services: dict[TableKey, Service] = Field(description="a table of names")
-    api: Api
-    postgres: Postgres
-    redis: Redis
-    s3: S3
-    compose: Compose
+    # Optional: a target with only [services] runs the HTTP checks; the rest skip, naming the missing table.
+    api: Api = _optional("api")
+    postgres: Postgres = _optional("postgres")
+    redis: Redis = _optional("redis")
+    s3: S3 = _optional("s3")
+    compose: Compose = _optional("compose")
     prometheus: Prometheus | None = None
     alertmanager: Alertmanager | None = None
     grafana: Grafana | None = None
@@ -373,7 +409,7 @@ class Target(_Model):
 
     @model_validator(mode="after")
     def _api_service_is_a_service(self) -> Target:
-        if self.api.service not in self.services:
+        if self.api and self.api.service not in self.services:
             raise _rule("api.service", f"one of the [services] ({', '.join(self.services) or 'none defined'})",
                         self.api.service)
         for name in (self.frontdoor.hostnames if self.frontdoor else {}):
@@ -408,11 +444,32 @@ class Target(_Model):
 
     def secret_names(self) -> list[str]:
         """The environment variables this target names for its secrets."""
-        names = [self.api.key_env, self.postgres.password_env, self.redis.password_env,
-                 self.s3.access_key_env, self.s3.secret_key_env, self.grafana.api_key_env if self.grafana else None,
-                 self.incident.webhook_url_env,
-                 self.pgbackrest.replication_password_env if self.pgbackrest else None]
+        names = [env for env, _ in self.secret_keys()]
         return [n for n in dict.fromkeys(names) if n]
+
+    def secret_keys(self) -> list[tuple[str, str]]:
+        """(environment variable, the key that names it) for every secret the target names."""
+        pairs = [(self.api and self.api.key_env, "api.key_env"),
+                 (self.postgres and self.postgres.password_env, "postgres.password_env"),
+                 (self.redis and self.redis.password_env, "redis.password_env"),
+                 (self.s3 and self.s3.access_key_env, "s3.access_key_env"),
+                 (self.s3 and self.s3.secret_key_env, "s3.secret_key_env"),
+                 (self.grafana and self.grafana.api_key_env, "grafana.api_key_env"),
+                 (self.incident.webhook_url_env, "incident.webhook_url_env"),
+                 (self.pgbackrest and self.pgbackrest.replication_password_env,
+                  "pgbackrest.replication_password_env")]
+        return [(env, key) for env, key in pairs if env]
+
+    # The secrets every run needs, checked at start-up (fixtures/target.py): those of the components every
+    # selection reaches. The others (Grafana, the incident webhook, replication) are said by what uses them:
+    # a run that never notifies anyone needs no webhook.
+    REQUIRED_SECRETS: ClassVar[tuple[str, ...]] = ("api.key_env", "postgres.password_env", "redis.password_env",
+                                                   "s3.access_key_env", "s3.secret_key_env")
+
+    def missing_secrets(self) -> list[tuple[str, str]]:
+        """(variable, key) of each required secret that is neither in the environment nor the secrets file."""
+        return [(env, key) for env, key in self.secret_keys()
+                if key in self.REQUIRED_SECRETS and not self.secret(env)]
 
     def secret(self, env_name: str) -> str | None:
         """The value of a secret: the environment variable wins, then the target's secrets_file, else None."""

@@ -54,8 +54,11 @@ def resolve(name_or_path: str, targets_dir: Path) -> Path:
             names = sorted(p.stem for p in targets_dir.glob("*.toml") if NAME_RE.fullmatch(p.stem))
         except OSError:
             names = []
+        example = targets_dir / f"{name_or_path}.example.toml"
+        hint = (f"; copy {display(example)} to {display(path)} and fill it in (docs/targets.md)"
+                if _is_file(example) else "")
         raise TargetError(where, None, f"one of the targets there ({', '.join(names) or 'none'})",
-                          Plain(f"'{name_or_path}': no {name_or_path}.toml"))
+                          Plain(f"'{name_or_path}': no {name_or_path}.toml{hint}"))
     if name_or_path.endswith(".toml"):
         if _is_file(Path(name_or_path)):
             return Path(name_or_path)

@@ -43,6 +43,13 @@ class Refused(MeshError):
     is one line "refused: ..." and one audit line, written by the gate (fixtures/safety.py)."""
 
 
+class NotDeclared(MeshError, AttributeError):
+    """A check reached a part of the deployment the target does not declare ([postgres], [prometheus], a
+    service the checklist names, ...): the check is skipped naming it (fixtures/target.py), never red, since
+    a target declares only what the deployment has (issue 22 §6). Also an AttributeError, so that getattr(...,
+    None) and hasattr() on an undeclared section (runbook/target.py Undeclared) read "not there"."""
+
+
 # The former name, still raised by runbook/lock.py and a few procedures: the same class.
 ProcedureRefused = Refused
 

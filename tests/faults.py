@@ -143,9 +143,14 @@ def hanging_listener():
 def hanging_target(path: Path, port: int, **thresholds) -> Path:
     """A target whose every endpoint (HTTP, PostgreSQL, Redis, S3, Docker, Prometheus) is a hanging listener."""
     extra = "".join(f"{k} = {v}\n" for k, v in thresholds.items())
+    # the secrets its file names, set (to nothing real): a run checks they are set before it starts (issue 22)
+    secrets = path.with_suffix(".secrets.env")
+    secrets.write_text("".join(f"{v}=not-a-real-secret\n" for v in ("MESH_API_KEY", "MESH_PG_PASSWORD",
+                                                                      "MESH_S3_ACCESS_KEY", "MESH_S3_SECRET_KEY")))
     path.write_text(f'''
 name = "hanging"
 protected = false
+secrets_file = "{secrets}"
 [hosts]
 app = "local://"
 [services.edge-mcp]

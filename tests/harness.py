@@ -30,7 +30,21 @@ class SuiteRun:
         assert len(hits) == 1, f"{fragment!r} matches several tests: {sorted(hits)}"
         return next(iter(hits.values()))
 
+    def usage_error(self) -> str | None:
+        """The one line of a usage error (exit 4: a refusal before anything changed, a marker typo, ...; issue
+        22 §3), which writes no report; None when the run was not one."""
+        if self.rc != 4:
+            return None
+        found = re.findall(r"(?m)^(?:!+ _pytest\.outcomes\.Exit: (.*?) !+|ERROR: (.*))$", self.output)
+        return next((a or b for a, b in found), "")
+
     def failed(self, fragment: str) -> str:
+        line = self.usage_error()
+        if line is not None and not self.results:
+            # refused before anything changed: one line and exit 4, not a failed run, and no report at all
+            assert line.startswith("refused: "), f"{fragment}: a usage error that is no refusal: {line}"
+            assert not any(p and p.exists() for p in (self.html, self.xml, self.evidence)), "a usage error's report"
+            return line
         outcome, message = self.outcome(fragment)
         assert outcome == "failed", f"{fragment}: expected failed, got {outcome}\n{self.output[-3000:]}"
         return message

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from ..probes import http
-from ..types import Misconfigured, Unreachable
+from ..types import NotDeclared, Unreachable
 from . import Component, first_line
 
 
@@ -14,8 +14,7 @@ class Alertmanager(Component):
     @property
     def url(self) -> str:
         if not self.target.alertmanager:
-            raise Misconfigured(f"the target {self.target.name!r} configures no Alertmanager "
-                                f"([alertmanager] url in {self.target.source})")
+            raise NotDeclared("not declared in the target: [alertmanager]")
         return self.target.alertmanager.url.rstrip("/")
 
     def _get(self, base: str, what: str, path: str, params: dict | None = None, record: bool = True):

@@ -27,7 +27,7 @@ from requests.adapters import HTTPAdapter
 from .. import tls
 from ..probes import http as http_probe
 from ..probes.http import HttpObservation
-from ..types import Misconfigured, Unreachable
+from ..types import Misconfigured, NotDeclared, Unreachable
 from . import Component
 
 
@@ -83,7 +83,7 @@ class FrontDoor(Component):
     @property
     def conf(self):
         if not self.target.frontdoor:
-            raise Misconfigured(f"the target {self.target.name!r} has no [frontdoor] in {self.target.source}")
+            raise NotDeclared("not declared in the target: [frontdoor]")
         return self.target.frontdoor
 
     @property

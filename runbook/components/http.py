@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..probes import http as http_probe
 from ..probes.http import HttpObservation
-from ..types import Misconfigured
+from ..types import Misconfigured, NotDeclared
 from . import Component
 
 
@@ -13,8 +13,8 @@ class Http(Component):
         try:
             svc = self.target.services[service]
         except KeyError:
-            raise Misconfigured(f"the target {self.target.name!r} has no service {service!r} in [services] "
-                                f"(it has: {', '.join(self.target.services)})") from None
+            raise NotDeclared(f"not declared in the target: [services.{service}] "
+                              f"(it has: {', '.join(self.target.services)})") from None
         return svc.url.rstrip("/") + (path or svc.health_path)
 
     def get(self, service: str, path: str = "", title: str = "", **kwargs) -> HttpObservation:
@@ -30,9 +30,7 @@ class Http(Component):
         return self.evidence.http(http_probe.get(url, self.timeout, **kwargs), title)
 
     def api_headers(self) -> dict:
-        key = self.target.secret(self.target.api.key_env) if self.target.api else None
+        key = self.target.secret(self.target.api.key_env)   # no [api]: NotDeclared, the check skips
         if not key:
-            raise Misconfigured(f"no API key: set the environment variable "
-                                f"{self.target.api.key_env if self.target.api else '(api.key_env)'}"
-                                + ("" if self.target.api else f" named by [api] key_env in {self.target.source}"))
+            raise Misconfigured(f"no API key: set the environment variable {self.target.api.key_env}")
         return {"X-API-Key": key}

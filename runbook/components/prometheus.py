@@ -5,7 +5,7 @@ import dataclasses
 
 from ..probes import http
 from ..probes import prometheus as prom
-from ..types import Misconfigured, Unreachable
+from ..types import NotDeclared, Unreachable
 from . import Component
 
 
@@ -13,8 +13,7 @@ class Prometheus(Component):
     @property
     def url(self) -> str:
         if not self.target.prometheus:
-            raise Misconfigured(f"the target {self.target.name!r} configures no Prometheus "
-                                f"([prometheus] url in {self.target.source})")
+            raise NotDeclared("not declared in the target: [prometheus]")
         return self.target.prometheus.url
 
     def query(self, expr: str) -> list:

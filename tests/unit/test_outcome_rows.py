@@ -14,8 +14,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 
 CHECKS = '''
-def test_prometheus_not_configured(mesh):
-    mesh.prometheus.url
+def test_standby_not_configured(mesh):
+    mesh.postgres.value("SELECT 1", which="standby")
 
 
 def test_primary_does_not_answer(mesh):
@@ -75,8 +75,8 @@ http_timeout_seconds = 1
         props = {p.get("name"): p.get("value") for p in case.iter("property")}
         failure = case.find("failure")
         rows[case.get("name")] = (props.get("mesh_outcome"), failure.get("message") if failure is not None else "")
-    state, message = rows["test_prometheus_not_configured"]
-    assert state == "failed" and "configures no Prometheus ([prometheus] url in" in message, rows
+    state, message = rows["test_standby_not_configured"]
+    assert state == "failed" and "has no PostgreSQL standby" in message, rows
     state, message = rows["test_primary_does_not_answer"]
     assert state == "unreachable" and "127.0.0.1" in message, rows
     assert "Traceback" not in out and "AssertionError" not in out, out

@@ -93,9 +93,10 @@ def _run(tmp_path: Path, test: str) -> tuple[int, str, list[dict]]:
 
 
 def test_a_refused_option_is_one_line_and_one_audit_line(tmp_path):
+    # refused before anything changed: a usage error (issue 22 §3), exit 4, not a failed run
     rc, out, lines = _run(tmp_path, "test_option_refused")
-    assert rc == 1, out
-    assert "FAILED" in out and "refused: --backup 'yesterday' is not a backup ID" in out, out
+    assert rc == 4, out
+    assert "FAILED" not in out and "refused: --backup 'yesterday' is not a backup ID" in out, out
     assert "Traceback" not in out and "raise Refused" not in out, out      # the line alone, no source excerpt
     (line,) = lines
     assert (line["procedure"], line["outcome"]) == ("restore", "refused"), line
