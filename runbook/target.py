@@ -526,17 +526,21 @@ def load_target(name_or_path: str, targets_dir: Path, environ: Mapping[str, str]
     """Load and validate a target by name (targets_dir/NAME.toml) or by an explicit path to a .toml file."""
     name_or_path = os.fspath(name_or_path) if isinstance(name_or_path, os.PathLike) else name_or_path
     path = chk.resolve(name_or_path, Path(targets_dir))
-    checker = chk.Checker(chk.display(path))
-    data = checker.interpolate(chk.read_toml(path, checker.file), environ)
+    raw = chk.read_toml(path, chk.display(path))   # a syntax error stops here: nothing after it can be read
+    # Every mistake is collected and reported at once, each with its line (issue 22 §6): a first target is
+    # written in one pass, not one run per mistake.
+    checker = chk.Checker(chk.display(path), path.read_text(encoding="utf-8"))
+    data = checker.interpolate(raw, environ)
     selected = name_or_path if isinstance(name_or_path, str) and chk.NAME_RE.fullmatch(name_or_path) else None
     if selected and data.get("name", selected) != selected:
         # --target production must never load a file that calls itself something else: the safety gate
-        # (--confirm-target NAME, the lock, the audit log) goes by this name. Checked before anything else.
-        checker.fail("name", f"'{selected}', the name the target was selected by", data["name"])
+        # (--confirm-target NAME, the lock, the audit log) goes by this name.
+        checker.note("name", f"'{selected}', the name the target was selected by", data["name"])
     data.setdefault("name", path.stem)
     try:
         target = Target.model_validate(data, context={"dir": path.parent})
     except ValidationError as exc:
         raise chk.target_error(checker, exc, Target, data) from None
+    checker.check()
     target._source, target._environ = path, environ  # see Target._env
     return target

@@ -81,14 +81,40 @@ def read_toml(path: Path, file: str) -> dict[str, Any]:
 
 
 class Checker:
-    """The context of one load: the file for messages, and where each interpolated value came from."""
+    """The context of one load: the file for messages, where each interpolated value came from, the line of
+    each key, and the mistakes found so far (all of them are reported together: issue 22 §6)."""
 
-    def __init__(self, file: str):
+    def __init__(self, file: str, text: str = ""):
         self.file = file
         self.templates: dict[str, str] = {}  # key -> the "${...}" text the value came from
+        self.lines = key_lines(text)
+        self.errors: list[TargetError] = []
+
+    def error(self, key: str, expected: str, got: Any = MISSING) -> TargetError:
+        return TargetError(self.file, key or None, expected, self.shown(key, got), line=self.line_of(key))
 
     def fail(self, key: str, expected: str, got: Any = MISSING) -> NoReturn:
-        raise TargetError(self.file, key or None, expected, self.shown(key, got))
+        raise self.error(key, expected, got)
+
+    def note(self, key: str, expected: str, got: Any = MISSING) -> None:
+        """A mistake to report with the others; loading goes on to find the rest."""
+        self.errors.append(self.error(key, expected, got))
+
+    def line_of(self, key: str | None) -> int | None:
+        """The line of `key`, else of the nearest table or key above it that the file has (a missing key: its
+        table's header; a key inside an inline table: the line of that table)."""
+        parts = (key or "").split(".")
+        while parts and parts != [""]:
+            line = self.lines.get(".".join(parts))
+            if line:
+                return line
+            parts = parts[:-1]
+        return None
+
+    def check(self) -> None:
+        """Raise what was noted, if anything."""
+        if self.errors:
+            raise TargetErrors(self.errors)
 
     def shown(self, key: str, got: Any) -> Any:
         template = self.templates.get(key)
@@ -109,7 +135,8 @@ class Checker:
         if not isinstance(node, str) or "$" not in node:
             return node
         if "${" in _VAR.sub("", node):
-            self.fail(key, "${VAR} or ${VAR:-default} (VAR: letters, digits, '_')", node)
+            self.note(key, "${VAR} or ${VAR:-default} (VAR: letters, digits, '_')", node)
+            return node
 
         def value(m: re.Match) -> str:
             var, default = m.group(1), m.group(2)
@@ -121,23 +148,84 @@ class Checker:
             if got is not None:
                 return got  # ${VAR} set but empty: empty, as in the shell
             raise TargetError(self.file, key, f"environment variable {var} to be set (or a default: "
-                                              f"${{{var}:-...}})", Plain("nothing: it is unset"))
+                                              f"${{{var}:-...}})", Plain("nothing: it is unset"),
+                              line=self.line_of(key))
 
         self.templates[key] = node
-        return _VAR.sub(value, node)
+        try:
+            return _VAR.sub(value, node)
+        except TargetError as exc:
+            self.errors.append(exc)
+            return node
 
 
 def _secret(template: str) -> bool:
     return any(looks_secret(var) for var, _ in _VAR.findall(template))
 
 
+_HEADER = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
+_ASSIGN = re.compile(r"^\s*((?:[A-Za-z0-9_-]+|\"[^\"]*\"|'[^']*')(?:\s*\.\s*(?:[A-Za-z0-9_-]+|\"[^\"]*\"|'[^']*'))*)\s*=")
+
+
+def _dotted(text: str) -> str:
+    return ".".join(p.strip().strip("\"'") for p in re.findall(r"\"[^\"]*\"|'[^']*'|[^.]+", text))
+
+
+def key_lines(text: str) -> dict[str, int]:
+    """Each table's and key's line in a TOML text ("postgres" -> 12, "postgres.database" -> 13). tomllib
+    keeps no positions; this reads headers and `key =` lines, enough to point at a mistake (a key inside an
+    inline table gets the line of the table, through Checker.line_of)."""
+    lines, table, in_string = {}, "", False
+    for number, line in enumerate(text.splitlines(), 1):
+        if not in_string:
+            header, assign = _HEADER.match(line), _ASSIGN.match(line)
+            if header:
+                table = _dotted(header.group(1))
+                lines.setdefault(table, number)
+            elif assign:
+                key = _dotted(assign.group(1))
+                lines.setdefault(f"{table}.{key}" if table else key, number)
+        if line.count('"""') % 2 or line.count("'''") % 2:   # a multi-line string opens or closes here
+            in_string = not in_string
+    return lines
+
+
 # --- pydantic's errors as TargetError ---
 
 def target_error(checker: Checker, exc: ValidationError, model: type[BaseModel], data: Any) -> TargetError:
-    """The first of pydantic's errors, as a TargetError. An unknown key goes first: a misspelt key is also a
-    missing one, and the misspelling is what to fix."""
-    errors = [_convert(checker, e, model, data) for e in exc.errors(include_url=False)]
-    return next((err for unknown, err in errors if unknown), errors[0][1])
+    """Every one of pydantic's errors (and those the checker noted before), as one TargetErrors in file order.
+    A misspelt key is also a missing one: the missing key that the unknown one's "did you mean" names is left
+    out, the misspelling is what to fix. One mistake per key."""
+    converted = [_convert(checker, e, model, data) for e in exc.errors(include_url=False)]
+    meant = {err.key.rsplit(".", 1)[0] + "." + near for unknown, err in converted if unknown and err.key
+             for near in re.findall(r"did you mean '([^']+)'", str(err.got))}
+    errors, seen = [], set()
+    for err in checker.errors + [err for _, err in converted]:
+        if err.key in seen or (err.got is MISSING and err.key in meant):
+            continue
+        seen.add(err.key)
+        errors.append(err)
+    return TargetErrors(errors)
+
+
+class TargetErrors(TargetError):
+    """Every mistake of one target file, each a TargetError with its line (file order). Reads as the single
+    mistake when there is one, else as one line per mistake under the file's name."""
+
+    def __init__(self, errors: list[TargetError]):
+        self.errors = sorted(errors, key=lambda e: (e.line or 0))
+        first = self.errors[0]
+        super().__init__(first.file, first.key, first.expected, first.got, line=first.line)
+
+    def __str__(self) -> str:
+        if len(getattr(self, "errors", ())) <= 1:
+            return super().__str__()
+        prefix = f"{self.errors[0].file}: "
+        return f"{self.errors[0].file}: {len(self.errors)} mistakes:\n" + "\n".join(
+            "  " + str(e).removeprefix(prefix) for e in self.errors)
+
+    def __reduce__(self):
+        return (TargetErrors, (self.errors,))
 
 
 def _convert(c: Checker, error: Any, model: type[BaseModel], data: Any) -> tuple[bool, TargetError]:
@@ -160,7 +248,8 @@ def _convert(c: Checker, error: Any, model: type[BaseModel], data: Any) -> tuple
                 names, description = _unwrap(key_type)
                 if get_origin(names) is Literal:  # a table of known keys (schema)
                     return True, _unknown(c, parts + [part], list(get_args(names)), {})
-                return False, TargetError(c.file, ".".join(parts + [part]), description or "a name", Plain("that name"))
+                key = ".".join(parts + [part])
+                return False, TargetError(c.file, key, description or "a name", Plain("that name"), line=c.line_of(key))
             expected = _describe(tp)
         else:
             break  # an item of a list: the list is the value that is wrong
@@ -169,8 +258,7 @@ def _convert(c: Checker, error: Any, model: type[BaseModel], data: Any) -> tuple
 
 
 def _error(c: Checker, parts: list[str], expected: str, got: Any) -> TargetError:
-    key = ".".join(parts)
-    return TargetError(c.file, key or None, expected, c.shown(key, got))
+    return c.error(".".join(parts), expected, got)
 
 
 def _unknown(c: Checker, parts: list[str], known: list[str], renamed: dict[str, tuple[str, str]]) -> TargetError:
@@ -181,8 +269,10 @@ def _unknown(c: Checker, parts: list[str], known: list[str], renamed: dict[str, 
     else:
         near = difflib.get_close_matches(key, known, n=1)
         hint = f"; did you mean '{near[0]}'?" if near else ""
+    if len(known) > 12:   # [thresholds] has 40: the suggestion and where the rest are, not all of them
+        known = known[:8] + [f"... {len(known) - 8} more in docs/targets.md"]
     return TargetError(c.file, ".".join(parts), f"one of the known keys ({', '.join(known)})",
-                       Plain(f"an unknown key{hint}"))
+                       Plain(f"an unknown key{hint}"), line=c.line_of(".".join(parts)))
 
 
 def _unwrap(tp: Any) -> tuple[Any, str | None]:

@@ -90,7 +90,7 @@ class TargetError(Exception):
         super().__init__(str(self))
 
     def __str__(self) -> str:
-        where = f"key '{self.key}': " if self.key else f"line {self.line}: " if self.line else ""
+        where = (f"line {self.line}: " if self.line else "") + (f"key '{self.key}': " if self.key else "")
         return f"{self.file}: {where}expected {self.expected}, got {_shown(self.got)}"
 
     def __reduce__(self):  # keep it picklable (pytest-xdist sends errors between processes)
