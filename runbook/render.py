@@ -50,7 +50,14 @@ def _warning(title: str, d) -> str:
     return f"<div class='mesh-warn'>⚠ {escape(str(d))}</div>"
 
 
-RENDERERS = {"http": _http, "table": _table, "text": _text, "json": _json, "measure": _measure,
+def _attempt(title: str, d: dict) -> str:
+    earlier = (" (not asked again: the endpoint's first failure, earlier in this run, is what it says)"
+               if d.get("first_failure_earlier") else "")
+    return (f"<div><b>{escape(title)}</b>: {escape(str(d.get('attempted')))}<br>started {escape(str(d.get('started')))}"
+            f", this check waited {escape(str(d.get('waited_s')))} s{escape(earlier)}</div>")
+
+
+RENDERERS = {"attempt": _attempt, "http": _http, "table": _table, "text": _text, "json": _json, "measure": _measure,
              "warning": _warning, "image": _image}
 
 

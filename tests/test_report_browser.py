@@ -1,5 +1,6 @@
-"""The HTML report as an on-call engineer sees it: rendered by pytest-html's JavaScript in a real browser
-(headless Chromium), not read as the file on disk. Three runs of small synthetic check files (red, amber,
+"""The HTML report as an on-call engineer sees it: rendered in a real browser (headless Chromium), not read as
+the file on disk, with JavaScript on and blocked (a Content-Security-Policy of script-src 'none', as Jenkins
+serves archived files): the rows are static HTML, script only filters them. Three runs of small synthetic check files (red, amber,
 green) go through the suite's plugin as a user runs it (a pytest subprocess from the repo root); no
 sandbox is needed (the target file is loaded, nothing is contacted). Each report is loaded with a probe
 script appended that records what the browser shows (innerText: what CSS leaves visible) into the DOM, which
@@ -55,7 +56,9 @@ SCENARIOS = {"red": FAILING + WARNING + UNREACHABLE + PASSING, "amber": WARNING 
 # Appended to a copy of the report: runs after pytest-html's own script has drawn the table.
 PROBE = """<script>
 const seen = {banner: document.getElementById('mesh-summary')?.innerText || '',
-  rows: [...document.querySelectorAll('#results-table tr.collapsible')].map((tr) => tr.innerText),
+  rows: [...document.querySelectorAll('#mesh-rows tr.mesh-row')].filter((tr) => tr.offsetParent !== null)
+    .map((tr) => tr.innerText.replace(/\s+/g, ' ').trim()),
+  filters: document.getElementById('mesh-filters')?.hidden === false,
   page: document.body.innerText};
 const out = document.createElement('pre'); out.id = 'mesh-probe'; out.hidden = true;
 out.textContent = JSON.stringify(seen); document.body.appendChild(out);
@@ -99,6 +102,23 @@ def rendered(html: Path, profile: Path) -> dict:
     return json.loads(unescape(found.group(1)))
 
 
+def script_blocked(html: Path) -> Path:
+    """A copy of the report served as Jenkins serves archived files: no script runs."""
+    blocked = html.with_name(html.stem + ".noscript.html")
+    blocked.write_text(html.read_text().replace("<head>", "<head>" + CSP, 1))
+    return blocked
+
+
+CSP = """<meta http-equiv="Content-Security-Policy" content="script-src 'none'">"""
+
+
+def static_rows(html: Path, profile: Path) -> list[str]:
+    """The rows' text in the DOM Chromium builds with script blocked (the probe cannot run there)."""
+    proc = chromium(profile, "--dump-dom", script_blocked(html).as_uri())
+    rows = re.findall(r'<tr class="mesh-row [^"]*"[^>]*>(.*?)</tr>', proc.stdout, re.S)
+    return [" ".join(unescape(re.sub(r"<[^>]+>", " ", r)).split()) for r in rows]
+
+
 def screenshot(html: Path, png: Path, profile: Path) -> Path:
     proc = chromium(profile, f"--screenshot={png}", "--window-size=1400,1000", html.as_uri())
     assert png.exists() and png.stat().st_size > 10_000, proc.stderr[-2000:]
@@ -135,14 +155,37 @@ def test_a_red_report_shows_one_verdict_and_each_problem_with_its_message(report
     assert re.search(r"target\s+sandbox", seen["banner"]) and re.search(r"who\s+\S+@", seen["banner"])
     lag = _row(seen, "7. Replication Lag")
     assert lag.startswith("FAILED") and "replication lag: 14.2s (threshold 0.5s)" in lag
+    assert "Replication Lag: the standby replays WAL within replication_lag_max_seconds." in lag  # the whole step
     assert "Next step: WAL replay is paused: SELECT pg_wal_replay_resume() on the standby" in lag
     redis = _row(seen, "3. Redis Connection")
     assert redis.startswith("UNREACHABLE") and "Next step: docker logs redis" in redis
     assert _row(seen, "4. Disk Space").startswith("WARNED")
     assert [r.split()[0] for r in seen["rows"]][:3] == ["FAILED", "UNREACHABLE", "WARNED"]  # worst first
+    assert len(seen["rows"]) == 5
     assert "No log output captured" not in seen["page"]
     assert "def test_" not in seen["page"]  # a message, not a source excerpt
+    for leftover in ("Expected failures", "Reruns", "Failed,", "Environment", "pytest-html"):
+        assert leftover not in seen["page"], leftover   # nothing that contradicts the verdict
+    assert seen["filters"]   # script on: the filter bar shows
     screenshot(run["html"], tmp_path / "red.png", tmp_path / "profile")
+
+
+def test_with_script_blocked_every_row_of_a_red_report_shows_with_its_message(reports, tmp_path):
+    run = reports["red"]
+    rows = static_rows(run["html"], tmp_path / "profile")
+    assert [r.split()[0] for r in rows] == ["FAILED", "UNREACHABLE", "WARNED", "PASSED", "PASSED"]
+    assert "Next step: WAL replay is paused: SELECT pg_wal_replay_resume() on the standby" in rows[0]
+    assert "Next step: docker logs redis" in rows[1]
+    png = screenshot(script_blocked(run["html"]), tmp_path / "red-noscript.png", tmp_path / "profile")
+    assert png.stat().st_size > 10_000
+
+
+def test_an_unreachable_row_carries_what_was_attempted_when_and_how_long_it_waited(reports):
+    lines = [json.loads(line) for line in reports["red"]["html"].with_suffix(".evidence.jsonl").read_text().splitlines()]
+    [redis] = [line for line in lines if "redis_connection" in line["nodeid"]]
+    [attempt] = [r for r in redis["evidence"] if r["kind"] == "attempt"]
+    assert attempt["data"]["attempted"] == "redis at 127.0.0.1:6379 did not answer within 2s"
+    assert attempt["data"]["started"].startswith("20") and attempt["data"]["waited_s"] >= 0
 
 
 def test_an_amber_report_shows_the_warning_as_warned_with_its_next_step_never_as_passed(reports, tmp_path):
@@ -170,14 +213,20 @@ def test_a_green_report_is_green(reports, tmp_path):
     screenshot(run["html"], tmp_path / "green.png", tmp_path / "profile")
 
 
-def test_the_console_ends_with_the_verdict_and_a_line_per_problem(reports):
+def test_the_console_ends_with_the_verdict_then_each_problem_and_its_next_step_on_its_own_line(reports):
     console = reports["red"]["console"].rstrip().splitlines()
-    tail = console[-5:]
-    assert tail[0].startswith("RED: 1 failed, 1 warned, 1 unreachable, 2 passed, 0 skipped"), console[-12:]
-    assert tail[1].split()[0] == "FAILED" and "Next step: WAL replay is paused" in tail[1]
-    assert tail[2].split()[0] == "UNREACHABLE" and tail[3].split()[0] == "WARNED"
-    assert "2 failed, 3 passed" in tail[4]  # pytest's own counts line closes the output
-    assert reports["green"]["console"].rstrip().splitlines()[-2].startswith("GREEN: 0 failed")
+    verdict = next(i for i, line in enumerate(console) if line.startswith("RED: "))
+    assert console[verdict] == "RED: 1 failed, 1 warned, 1 unreachable, 2 passed, 0 skipped", console
+    tail = console[verdict + 1:]
+    assert tail[0].startswith("  FAILED replication lag: measured 14.2s, threshold 0.5s -> 7. Replication Lag")
+    assert tail[1] == "    Next step: WAL replay is paused: SELECT pg_wal_replay_resume() on the standby"
+    assert tail[2] == "1 endpoint did not answer -> 1 check:"
+    assert tail[3].startswith("  redis at 127.0.0.1:6379 did not answer within 2s -> 3. Redis Connection")
+    assert tail[4] == "    Next step: docker logs redis"
+    assert tail[5].startswith("  WARNED disk space on localhost /: measured 85%")
+    assert all(f in tail[-1] for f in ("1 failed", "2 passed", "1 unreachable", "1 warned")), tail[-1]  # pytest agrees
+    assert "FAILURES" not in reports["red"]["console"] and "Traceback" not in reports["red"]["console"]
+    assert reports["green"]["console"].rstrip().splitlines()[-3].startswith("GREEN: 0 failed")
 
 
 def test_junit_carries_the_state_and_the_warning_as_properties(reports):
