@@ -158,11 +158,13 @@ def selection_text(markexpr: str | None, args: Iterable[str]) -> str:
 
 
 _ID_LIKE = re.compile(r"\b\w*\d{6,}\w*\b")
+_DATA_ASIDE = re.compile(r"\s*\([^()]*\d[^()]*\)")   # "(36 changes since)", "(raw samples, 2.9-17.1 s)"
 _ELAPSED = re.compile(r"\b\d+(?:\.\d+)?\s*[smhd]?(?= since\b)")
 
 
 def trend_key(name: str) -> str:
     """The name a measured value is tracked under across runs: what changes every run is replaced, ids (a
     backup id '20261128_101500', a container id) and elapsed times ('in the 148s since the deploy'), so
-    'age of backup <id>' is one trend, not one per run."""
-    return _ELAPSED.sub("…", _ID_LIKE.sub("…", name)).strip()
+    'age of backup <id>' is one trend, not one per run; and asides that carry data ('age of the last RDB
+    save (36 changes since)'), so a label says what is measured, never what was found."""
+    return _ELAPSED.sub("…", _ID_LIKE.sub("…", _DATA_ASIDE.sub("", name))).strip()

@@ -72,7 +72,8 @@ def test_only_numbers_make_a_trend():
         {"kind": "measure", "title": "5xx share over 3600s", "data": {"value": None, "unit": ""}},
         {"kind": "measure", "title": "disk used on localhost /", "data": {"value": 41, "unit": "%", "threshold": 90}},
         {"kind": "text", "title": "df", "data": "..."}]}]
-    assert report_index.measures(lines) == {"disk used on localhost /": {"value": 41.0, "unit": "%", "threshold": 90}}
+    assert report_index.measures(lines) == {"disk used on localhost /": {"value": 41.0, "unit": "%", "threshold": 90,
+                                                                         "past": ""}}
 
 
 def test_the_trend_of_the_newest_runs_only(tmp_path):
@@ -130,3 +131,41 @@ def test_an_evidence_file_without_a_time_in_its_name_sorts_by_its_lines_time(tmp
     _run(tmp_path, "20261129T080000Z", "green", {"replication lag": 0.1})
     runs = report_index.read_runs(tmp_path)
     assert [(r.base, r.when, r.selection) for r in runs][0] == ("run0", "2026-11-29T22:41:50+00:00", "run0")
+
+
+def test_a_value_past_its_threshold_is_coloured_by_the_checks_verdict_else_by_being_over_it(tmp_path):
+    assert report_index.past(20, 0, "fail") == "fail" and report_index.past(5, 14, "warn") == "warn"
+    assert report_index.past(5, 14, "pass") == ""          # a minimum the check judged: not past
+    assert report_index.past(20.0, 0.0, None) == "fail" and report_index.past(0.1, 0.5, "") == ""
+    _run(tmp_path, "20261129T080000Z", "red", {"new dead letters": 20})
+    runs = report_index.read_runs(tmp_path)
+    html = report_index.build_index(runs, report_index.trends(runs), "2026-11-29T09:00:00+00:00")
+    assert "<td class='n past-fail'>20s</td>" in html
+
+
+def test_runs_of_the_suites_own_tests_and_empty_evidence_files_are_kept_out(tmp_path):
+    _run(tmp_path, "20261129T080000Z", "green", {"lag": 0.1}, selection="tests/unit")
+    _run(tmp_path, "20261129T090000Z", "green", {"lag": 0.1}, selection="tests/test_report_browser.py -k x")
+    (tmp_path / "20261129T100000Z-all.evidence.jsonl").write_text("")   # what --help used to leave
+    base = _run(tmp_path, "20261129T110000Z", "green", {"lag": 0.1})
+    assert [r.base for r in report_index.read_runs(tmp_path)] == [base]
+
+
+def test_each_check_has_a_history_strip_on_one_time_axis_linking_to_its_runs(tmp_path):
+    for stamp, verdict in (("20261127T080000Z", "green"), ("20261129T080000Z", "red")):
+        _run(tmp_path, stamp, verdict, {"replication lag": 0.1})
+    runs, history = report_index.read_runs(tmp_path), {}
+    report_index.trends(runs, history=history)
+    html = report_index.build_index(runs, {}, "2026-11-29T09:00:00+00:00", history)
+    [strip] = re.findall(r"<tr class='hist'.*?</tr>", html)
+    assert strip.count("<rect ") == 2 and "<a href='20261129T080000Z-daily.html'>" in strip
+    assert "<title>2026-11-27T08:00:00+00:00: passed</title>" in strip
+    assert "2026-11-27 08:00" in html and "2026-11-29 08:00 UTC" in html   # the axis: oldest left, newest right
+
+
+def test_the_filter_bar_is_hidden_without_script_and_rows_carry_target_and_selection(tmp_path):
+    _run(tmp_path, "20261129T080000Z", "green", {"lag": 0.1}, target="prod")
+    runs = report_index.read_runs(tmp_path)
+    html = report_index.build_index(runs, report_index.trends(runs), "2026-11-29T09:00:00+00:00")
+    assert "<div id='filters' hidden>" in html and "<option>prod</option>" in html
+    assert "<tr class='run' data-target='prod' data-selection='-m daily'>" in html

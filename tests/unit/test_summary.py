@@ -111,6 +111,13 @@ def test_ids_that_change_every_run_do_not_split_a_trend():
         summary.trend_key("5xx responses in the 95s since the deploy") == "5xx responses in the … since the deploy"
 
 
+def test_data_in_a_label_does_not_split_a_trend():
+    assert summary.trend_key("age of the last RDB save (36 changes since)") == \
+        summary.trend_key("age of the last RDB save (0 changes since)") == "age of the last RDB save"
+    assert summary.trend_key("p95 latency (raw samples, 2.9-17.1 s)") == "p95 latency"
+    assert summary.trend_key("Redis memory (of maxmemory)") == "Redis memory (of maxmemory)"   # no data in it
+
+
 def test_a_traceback_is_told_by_its_last_line():
     text = "ImportError while importing test module 'x.py'.\nTraceback:\n  import nope\nE   ModuleNotFoundError: No module named 'nope'\n"
     assert summary.crash_line(text) == "ModuleNotFoundError: No module named 'nope'"
