@@ -79,6 +79,11 @@ def _runner(tmp_path: Path, name: str, test_file: Path, hold: bool = False) -> t
 
 
 def _verdict(home: Path) -> tuple[str, str]:
+    if not (home / "junit.xml").exists():
+        # refused before anything changed: a usage error (exit 4, one line), which writes no report; what was
+        # refused is in its audit line (issue 22 §3)
+        refused = [line for line in _audit_lines(home) if line["outcome"] == "refused"]
+        return ("refused", f"refused: {refused[-1]['detail']}") if refused else ("no report", "")
     case = next(ET.parse(home / "junit.xml").getroot().iter("testcase"))
     for kind in ("failure", "error", "skipped"):
         el = case.find(kind)
@@ -113,7 +118,7 @@ def test_two_runners_with_the_primary_down_only_one_gets_in(healthy, tmp_path):
     up_is = "standby" if down_is == "primary" else "primary"
     up_address = f"127.0.0.1:{config.port('postgres-standby' if up_is == 'standby' else 'postgres-primary')}"
     kind, message = verdicts[loser]
-    assert kind == "failure" and "refused: another destructive procedure holds target 'sandbox'" in message, story
+    assert kind == "refused" and "refused: another destructive procedure holds target 'sandbox'" in message, story
     assert f"advisory lock on the {up_is} {up_address} is held by mesh-runbook lock: lock-holder by {winner}@" \
         in message, story
 
@@ -153,7 +158,7 @@ def test_a_lock_taken_on_the_standby_keeps_out_a_runner_that_reaches_the_primary
     (won,), (lost,) = _audit_lines(first_home), _audit_lines(second_home)
     story = f"{kind}: {message}\n{won}\n{lost}"
     assert _verdict(first_home)[0] == "passed" and won["outcome"] == "succeeded", story
-    assert kind == "failure" and "advisory lock on the standby 127.0.0.1:" in message \
+    assert kind == "refused" and "advisory lock on the standby 127.0.0.1:" in message \
         and "is held by mesh-runbook lock: lock-holder by alice@" in message, story
     assert lost["outcome"] == "refused" and "advisory lock on the primary 127.0.0.1:" in lost["lock"], story
     assert ": taken; advisory lock on the standby" in lost["lock"] and ": HELD (" in lost["lock"], story
