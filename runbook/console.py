@@ -47,13 +47,11 @@ def split_next_step(message: str) -> tuple[str, str]:
 
 
 def cause_of(row: Row) -> str:
-    """What made a row red, the same text for every row with the same cause: an unreachable row's first
-    failure of its endpoint (the breaker's "not asked again: <first failure> (earlier in this run)" and the
-    first failure itself read alike), another row's message without its next step."""
+    """What made a row red, the same text for every row with the same cause: its message without its next
+    step, and for a row the breaker answered, its endpoint's first failure (the breaker's "not asked again:
+    <first failure> (earlier in this run)" and the first failure itself read alike)."""
     what, _ = split_next_step(row.message)
-    if row.state == "unreachable":
-        what = _EARLIER.sub("", _ASKED_AGAIN.sub("", what))
-    return what.strip().rstrip(".")
+    return _EARLIER.sub("", _ASKED_AGAIN.sub("", what)).strip().rstrip(".")
 
 
 @dataclass

@@ -202,6 +202,9 @@ def test_an_amber_report_shows_the_warning_as_warned_with_its_next_step_never_as
     assert any(r.endswith("[edge-mcp]") or "[edge-mcp]" in r for r in health)
     assert "No log output captured" not in seen["page"]
     screenshot(run["html"], tmp_path / "amber.png", tmp_path / "profile")
+    rows = static_rows(run["html"], tmp_path / "profile")   # script blocked: the same rows
+    assert [r.split()[0] for r in rows] == ["WARNED", "PASSED", "PASSED"]
+    screenshot(script_blocked(run["html"]), tmp_path / "amber-noscript.png", tmp_path / "profile")
 
 
 def test_a_green_report_is_green(reports, tmp_path):
@@ -211,6 +214,8 @@ def test_a_green_report_is_green(reports, tmp_path):
     assert seen["banner"].split()[0] == "GREEN" and "2 passed" in seen["banner"]
     assert all(r.startswith("PASSED") for r in seen["rows"]) and len(seen["rows"]) == 2
     screenshot(run["html"], tmp_path / "green.png", tmp_path / "profile")
+    assert [r.split()[0] for r in static_rows(run["html"], tmp_path / "profile")] == ["PASSED", "PASSED"]
+    screenshot(script_blocked(run["html"]), tmp_path / "green-noscript.png", tmp_path / "profile")
 
 
 def test_the_console_ends_with_the_verdict_then_each_problem_and_its_next_step_on_its_own_line(reports):
@@ -239,12 +244,12 @@ def test_junit_carries_the_state_and_the_warning_as_properties(reports):
 def test_the_index_lists_every_run_with_its_verdict_and_the_trends(reports, tmp_path):
     index = reports["red"]["tmp"] / "reports" / "index.html"
     html = index.read_text()
-    runs = re.findall(r"<tr class='run'>.*?</tr>", html)
+    runs = re.findall(r"<tr class='run'[^>]*>.*?</tr>", html)
     assert len(runs) == 3
     verdicts = {re.search(r"-test_(\w+)\.html", r).group(1): re.search(r">(RED|AMBER|GREEN)<", r).group(1) for r in runs}
     assert verdicts == {"red": "RED", "amber": "AMBER", "green": "GREEN"}
     assert all("<a href='" in r for r in runs)
-    trend = re.search(r"<tr class='trend'><td>sandbox</td><td>disk used on localhost /</td>.*?</tr>", html).group(0)
+    trend = re.search(r"<tr class='trend'[^>]*><td>sandbox</td><td>disk used on localhost /</td>.*?</tr>", html).group(0)
     assert "<svg" in trend and "<td class='n'>2</td></tr>" in trend  # the red and the amber run measured it
     screenshot(index, tmp_path / "index.png", tmp_path / "profile")
 
