@@ -24,7 +24,8 @@ def add(history: dict, target: str, selection: str, when: str, html: str | None,
     """Fold one run's evidence lines into history: (target, check) -> [point], newest first."""
     seen: dict[str, str] = {}
     for line in lines:
-        state, title = line.get("mesh_outcome") or line.get("outcome") or "failed", line.get("title") or line.get("nodeid")
+        state = line.get("mesh_outcome") or line.get("outcome") or "failed"
+        title = line.get("short") or line.get("title") or line.get("nodeid")   # short: since issue 22
         seen[str(title)] = worse(seen.get(str(title)), state) if state in STATE_COLOURS else seen.get(str(title), state)
     for title, state in seen.items():
         history.setdefault((target, title), []).append(
