@@ -6,7 +6,7 @@ what answers costs the checks nothing (they go on as if no probe had run).
 Daemon threads, not a pool: a probe stuck in a hanging connect must never hold up the end of the run.
 
 The threads never read os.environ, which pytest changes between tests (issue 19 §3): their HTTP goes through
-runbook/client_env.py's sessions, the S3 client is made here, in the main thread, before they start, and the
+runbook/client_env.py's sessions, the S3 client is made here, in the main thread, before its probe starts, and the
 target's secrets come from the environment as copied at start-up (fixtures/target.py)."""
 from __future__ import annotations
 
@@ -62,9 +62,13 @@ def start(target, breaker: Breaker) -> None:
     """Probe every component endpoint of `target` concurrently; failures trip `breaker`."""
     from .deployment import Deployment  # here: deployment imports the breaker, not this module
     mesh = Deployment(target, Evidence())   # its own evidence: the probes are not a check's findings
-    _clients_made_here(mesh)
-    started = {}
-    for key, (probe, deadline) in probes(mesh).items():   # every deadline starts now, together
+    found, started = probes(mesh), {}
+    # Every deadline starts now, together; S3's once its client is made here, in the main thread (a fifth
+    # of a second and more: the others do not wait for it).
+    s3 = found.pop("s3", None)
+    for key, (probe, deadline) in [*found.items(), *([("s3", s3)] if s3 else [])]:
+        if key == "s3":
+            _clients_made_here(mesh)
         started[key] = done = breaker.expect(key, deadline + SLACK)
         threading.Thread(target=_run, args=(key, probe, breaker, done), daemon=True,
                          name=f"reachability-{key}").start()
