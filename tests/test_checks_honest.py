@@ -4,8 +4,10 @@ message naming what is wrong, the measured value, the threshold and the next ste
 sandbox healthy; each test judges only what its own fault added."""
 from __future__ import annotations
 
+import io
 import json
 import re
+import tarfile
 import time
 
 import pytest
@@ -14,6 +16,8 @@ import faults
 import faults_history
 import faults_replication
 from harness import run_suite, target_with
+from runbook.error_rate import increase_expr
+from sandbox import engine
 
 pytestmark = pytest.mark.faults
 
@@ -30,6 +34,50 @@ def test_a_standby_whose_wal_receiver_is_down_is_red_in_daily(healthy, tmp_path)
     assert str(port) not in msg  # the conninfo (and its password) is not echoed
     after = run_suite(["checks", "-m", "daily", "-k", "replication"], tmp_path)
     after.passed("test_7_replication_lag")
+
+
+BORN = """rule_files: []
+evaluation_interval: 10s
+tests:
+  - interval: 10s
+    input_series:
+      - series: 'http_requests_total{{job="a",path="/old",status="500"}}'
+        values: '0+1x200'
+      - series: 'http_requests_total{{job="a",path="/new",status="500"}}'
+        values: '_x155 150x45'
+      - series: 'http_requests_total{{job="b",path="/gone",status="503"}}'
+        values: '0+1x100'
+      - series: 'http_requests_total{{job="a",path="/ok",status="200"}}'
+        values: '0+100x200'
+    promql_expr_test:
+      - expr: '{new}'
+        eval_time: 1800s
+        exp_samples:
+          - labels: '{{job="a"}}'
+            value: 180
+      - expr: '{old}'
+        eval_time: 1800s
+        exp_samples:
+          - labels: '{{job="a"}}'
+            value: 30
+"""
+
+
+def test_increase_expr_counts_a_series_born_inside_the_window_from_zero(sandbox):
+    """The expression itself, on synthetic series in the sandbox Prometheus's promtool: a series growing all
+    along (30 over the 5 min), one born inside the window already at 150, one gone before it, a 200 series
+    left out by the selector. increase() alone says 30; increase_expr says 180."""
+    selector = 'http_requests_total{status=~"5.."}'
+    text = BORN.format(new=increase_expr(selector, "300s"), old=f"sum by (job) (increase({selector}[300s]))")
+    buf, data = io.BytesIO(), text.encode()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        info = tarfile.TarInfo("mesh-born.yml")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    container = engine.client().containers.get("prometheus")
+    container.put_archive("/tmp", buf.getvalue())
+    code, out = container.exec_run(["promtool", "test", "rules", "/tmp/mesh-born.yml"])
+    assert code == 0 and b"SUCCESS" in out, out.decode()
 
 
 def test_a_5xx_burst_on_a_series_born_inside_the_window_is_red(healthy, tmp_path):
