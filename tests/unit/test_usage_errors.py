@@ -53,15 +53,19 @@ http_timeout_seconds = 1
     return path
 
 
-def _pytest(tmp_path: Path, *args: str, env: dict | None = None, target: bool = True) -> tuple[int, str, Path]:
+def _pytest(tmp_path: Path, *args: str, env: dict | None = None, target: bool = True,
+            cwd: Path | None = None) -> tuple[int, str, Path]:
     """Run pytest from the repository as an operator would; returns (rc, output, the --reports-dir)."""
     reports = tmp_path / "out"
-    cmd = [sys.executable, "-m", "pytest", *args, f"--reports-dir={reports}", "-p", "no:randomly"]
+    # from a directory of its own (its reports/audit.log is this test's), the repository's configuration
+    args = [str(REPO / a) if a in ("checks", "procedures") else a for a in args]
+    cmd = [sys.executable, "-m", "pytest", *args, f"--reports-dir={reports}", "-p", "no:randomly",
+           "-c", str(REPO / "pyproject.toml"), "--rootdir", str(REPO)]
     if target:
         cmd.append(f"--target={_target(tmp_path)}")
     environ = {**os.environ, "MESH_STATE_DIR": str(tmp_path / "state"), **SECRETS, **(env or {})}
     environ = {k: v for k, v in environ.items() if v is not None}
-    proc = subprocess.run(cmd, cwd=REPO, env=environ, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(cmd, cwd=cwd or tmp_path, env=environ, capture_output=True, text=True, timeout=120)
     return proc.returncode, proc.stdout + proc.stderr, reports
 
 
@@ -78,13 +82,21 @@ def _usage_error(rc: int, out: str, reports: Path, said: str) -> None:
 
 
 def test_restore_without_backup_is_one_line_exit_4_no_report_and_audited(tmp_path):
-    audit = REPO / "reports" / "audit.log"
-    before = audit.read_text().count("\n") if audit.exists() else 0
     rc, out, reports = _pytest(tmp_path, "procedures", "-m", "restore", "--local-lock-only")
     _usage_error(rc, out, reports, "refused: a restore needs the backup named: --backup=ID")
-    lines = audit.read_text().splitlines()[before:]   # the audit log is not a report: every refusal is kept
-    mine = [json.loads(line) for line in lines if '"nowhere"' in line]
-    assert [(m["procedure"], m["outcome"]) for m in mine] == [("restore", "refused")], lines
+    # the audit log is not a report: every refusal is kept
+    lines = [json.loads(line) for line in (tmp_path / "reports" / "audit.log").read_text().splitlines()]
+    assert [(m["target"], m["procedure"], m["outcome"]) for m in lines] == [("nowhere", "restore", "refused")]
+
+
+def test_a_procedure_needing_an_undeclared_section_is_refused_not_skipped(tmp_path):
+    target = tmp_path / "web.toml"
+    target.write_text('name = "web"\nprotected = false\n[services.edge-mcp]\nurl = "http://127.0.0.1:9"\n'
+                      'health_path = "/health"\n')
+    rc, out, reports = _pytest(tmp_path, "procedures", "-m", "backup", "--local-lock-only", f"--target={target}",
+                               target=False)
+    _usage_error(rc, out, reports, "refused: backup needs a part of the deployment the target does not declare: "
+                                   "not declared in the target: [s3]")
 
 
 def test_marker_typo_says_did_you_mean_and_lists_the_markers(tmp_path):
@@ -95,8 +107,8 @@ def test_marker_typo_says_did_you_mean_and_lists_the_markers(tmp_path):
 
 def test_unknown_target_says_to_copy_the_example(tmp_path):
     rc, out, reports = _pytest(tmp_path, "checks", "-m", "daily", "--target", "production", target=False)
-    _usage_error(rc, out, reports, "no production.toml; copy targets/production.example.toml to "
-                                   "targets/production.toml")
+    _usage_error(rc, out, reports, "no production.toml; copy ")
+    assert "targets/production.example.toml to " in out and "targets/production.toml and fill it in" in out, out
 
 
 def test_a_missing_secret_variable_is_named_at_start_up(tmp_path):
@@ -114,7 +126,7 @@ def test_runs_that_only_print_write_nothing(tmp_path, args):
 
 
 def test_a_bare_pytest_collects_the_checks_and_never_tests(tmp_path):
-    rc, out, _ = _pytest(tmp_path, "--collect-only", "-q")
+    rc, out, _ = _pytest(tmp_path, "--collect-only", "-q", cwd=REPO)   # testpaths apply from the rootdir
     assert rc == 0, out
     collected = [line for line in out.splitlines() if "::" in line]
     assert collected and all(line.startswith("checks/") for line in collected), out[-2000:]
