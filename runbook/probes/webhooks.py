@@ -245,7 +245,9 @@ def events_from_commandstats(counts: dict, window_s: float) -> GroupEvents | Non
     def ok(name: str) -> int:
         c = counts.get(name) or {"calls": 0, "failed_calls": 0}
         return c["calls"] - c["failed_calls"]
-    uptime = float(counts.get("uptime_s") or 0)
+    if counts.get("uptime_s") is None:   # no uptime: nothing can be placed in time (not "just started")
+        return None
+    uptime = float(counts["uptime_s"])
     resets = ok("xgroup|destroy") + ok("xgroup|setid")
     source = f"INFO commandstats, since Redis started {duration(round(uptime))} ago"
     if uptime <= window_s:
@@ -258,8 +260,9 @@ def judge_group_history(stream: str, group: str, events: GroupEvents | None, old
     """Red when the group lost its history within the window (see above); not measured is a warning."""
     where = f"consumer group {group!r} on {stream!r}"
     if events is None:
-        resets = "" if since_start is None else (f": Redis counted XGROUP DESTROY/SETID since it started "
-                                                 f"{duration(round(float(since_start.get('uptime_s') or 0)))} ago")
+        uptime = None if since_start is None else since_start.get("uptime_s")
+        resets = "" if uptime is None else (f": Redis counted XGROUP DESTROY/SETID since it started "
+                                            f"{duration(round(float(uptime)))} ago")
         return "warn", (f"{where}: whether it was destroyed or set back within the last {duration(window_s)} is not "
                         f"measured (no redis_commands_total in Prometheus{resets}). Next step: scrape a redis "
                         f"exporter, or read the worker's log for NOGROUP")

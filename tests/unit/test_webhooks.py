@@ -273,3 +273,10 @@ def test_history_is_red_exactly_on_a_reset_or_a_group_younger_than_its_stream(re
 def test_extrapolated_counts_are_whole_calls():
     events = wh.events_from_prometheus({"xgroup|destroy": 1.034, "xgroup|create": 2.07}, {"xgroup|create": 2.0}, 900)
     assert events.resets == 1 and events.creations == 0
+
+
+def test_no_uptime_is_not_a_redis_that_just_started():
+    counts = {"uptime_s": None, "xgroup|create": {"calls": 1, "failed_calls": 0}}
+    assert wh.events_from_commandstats(counts, 900) is None
+    verdict, message = wh.judge_group_history("webhooks", "g", None, 7200.0, 900, since_start=counts)
+    assert verdict == "warn" and "not measured" in message
