@@ -85,7 +85,11 @@ def _title_cell(row: Row, detail: Detail) -> str:
     if detail.link:
         href, heading = detail.link
         title = f"<a href='{escape(href)}' title='runbook: {escape(heading)}'>{title}</a>"
-    doc = f"<div class='mesh-doc'>{escape(detail.doc)}</div>" if detail.doc and detail.doc != row.short else ""
+    # The whole step under a red or amber row's title; a passed row keeps the page short (its step on hover).
+    shown = detail.doc and detail.doc != row.short and row.state != "passed"
+    doc = f"<div class='mesh-doc'>{escape(detail.doc)}</div>" if shown else ""
+    if detail.doc and not shown:
+        title = f"<span title='{escape(detail.doc)}'>{title}</span>"
     node = f"<div class='mesh-node'>{escape(row.nodeid)} · {detail.duration:.2f} s</div>"
     return f"<td class='col-check'>{title}{doc}{node}</td>"
 

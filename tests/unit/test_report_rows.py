@@ -51,3 +51,11 @@ def test_an_attempt_says_what_when_and_how_long():
 def test_the_filter_bar_is_hidden_until_script_shows_it():
     assert report_rows.filters({"failed": 2}).startswith("<div id='mesh-filters' hidden>")
     assert "unreachable (0)" in report_rows.filters({})
+
+
+def test_a_red_row_shows_its_whole_step_and_a_passed_row_keeps_it_for_hover():
+    details = {n: report_rows.Detail(doc="4. Disk Space: usage of / on each target host") for n in "ab"}
+    html = report_rows.rows_table([Row("a", "failed", short="4. Disk Space", message="m"),
+                                   Row("b", "passed", short="4. Disk Space")], details)
+    assert html.count("<div class='mesh-doc'>4. Disk Space: usage of / on each target host</div>") == 1
+    assert "<span title='4. Disk Space: usage of / on each target host'>4. Disk Space</span>" in html
