@@ -4,7 +4,13 @@ The runbook's RPO is "24 hours" (the daily logical backup). With continuous arch
 the WAL not yet in the archive: everything written after the last archived segment. Its age is the age of
 the last archived segment *while newer WAL waits*; on an idle database nothing waits and the RPO is zero
 however old the last segment is (PostgreSQL does not switch an empty segment). A failure after the last
-success means archiving is failing now: red at once, naming the segment, whatever the age."""
+success means archiving is failing now: red at once, naming the segment, whatever the age.
+
+Nor does PostgreSQL switch a segment for records it calls unimportant (the standby snapshots and checkpoint
+records a quiet server still writes): with archive_timeout set, any other record in the open segment forces a
+switch within archive_timeout, so a few KiB that have waited longer than that in the segment right after the
+last archived one hold no data at risk. Without that rule a quiet sandbox went red at 301-327 s against 300 s
+in up to 15 of 50 runs. Whole segments waiting (the archiver behind) are judged by age as before."""
 from __future__ import annotations
 
 import re
@@ -13,13 +19,14 @@ from datetime import datetime
 
 SEGMENT_BYTES = 16 << 20          # the sandbox's and RDS's wal_segment_size (the query reads the real one)
 LONG_PAGE_HEADER = 40             # what a freshly switched, still empty segment holds
+UNIMPORTANT_MAX = 64 << 10        # what a quiet hour writes in standby snapshots and checkpoints: a few KiB
 WAL_NAME = re.compile(r"^([0-9A-F]{8})([0-9A-F]{8})([0-9A-F]{8})")
 
 QUERY = """
 SELECT current_setting('archive_mode') AS archive_mode, current_setting('archive_command') AS archive_command,
        archived_count, last_archived_wal, last_archived_time, failed_count, last_failed_wal, last_failed_time,
        pg_current_wal_lsn()::text AS current_lsn, pg_size_bytes(current_setting('wal_segment_size')) AS seg,
-       now() AS now
+       (SELECT setting::int FROM pg_settings WHERE name = 'archive_timeout') AS archive_timeout_s, now() AS now
 FROM pg_stat_archiver
 """
 
@@ -70,6 +77,12 @@ def judge(row: dict, max_age: float, next_step: str) -> ArchiveState:
     if waiting is not None and waiting <= LONG_PAGE_HEADER:
         return ArchiveState("pass", f"WAL archive current: nothing written since {row['last_archived_wal']} "
                             f"({age:.0f} s ago)", 0.0, waiting)
+    timeout = row.get("archive_timeout_s") or 0
+    if age > max_age and waiting is not None and waiting <= UNIMPORTANT_MAX and 0 < timeout < max_age:
+        return ArchiveState("pass", f"WAL archive current: {waiting} bytes in the open segment after "
+                            f"{row['last_archived_wal']} ({age:.0f} s ago), fewer than archive_timeout "
+                            f"({timeout} s) would have switched had they held data: standby snapshots and "
+                            "checkpoint records, nothing at risk", 0.0, waiting)
     if age > max_age:
         return ArchiveState(
             "fail", f"age of the last archived WAL segment {row['last_archived_wal']} with "

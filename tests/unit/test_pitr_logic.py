@@ -29,6 +29,23 @@ def test_waiting_wal_older_than_threshold_is_red():
     assert s.verdict == "fail" and "measured 900 s, threshold 300 s" in s.message
 
 
+def test_a_few_unimportant_bytes_in_the_open_segment_are_not_data_at_risk():
+    # archive_timeout would have switched the segment within 60 s had they held data
+    s = archive.judge(row(last_archived_time=NOW - timedelta(seconds=327), current_lsn="0/11000400",
+                          archive_timeout_s=60), 300, "x")
+    assert s.verdict == "pass" and "nothing at risk" in s.message
+
+
+def test_without_archive_timeout_or_with_more_waiting_the_age_is_judged():
+    late = NOW - timedelta(seconds=327)
+    assert archive.judge(row(last_archived_time=late, current_lsn="0/11000400"), 300, "x").verdict == "fail"
+    assert archive.judge(row(last_archived_time=late, current_lsn="0/11400000", archive_timeout_s=60), 300,
+                         "x").verdict == "fail"
+    # a whole segment waiting behind the open one: the archiver is behind
+    assert archive.judge(row(last_archived_time=late, current_lsn="0/12000400", archive_timeout_s=60), 300,
+                         "x").verdict == "fail"
+
+
 def test_failure_after_the_last_success_is_red_at_once_naming_it():
     s = archive.judge(row(failed_count=4, last_failed_wal="000000010000000000000011",
                           last_failed_time=NOW - timedelta(seconds=2)), 300, "look")
