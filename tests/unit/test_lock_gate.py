@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 from types import SimpleNamespace
 
 from runbook import audit, lock
+
+from nowhere import nowhere_target
 
 REPO = Path(__file__).resolve().parents[2]
 FIRST = {"procedure": "backup", "who": "alice@ops-1", "since": "2026-11-29T10:00:00Z"}
@@ -29,49 +30,6 @@ def test_hold_the_target_lock(run_procedure):
 '''
 
 
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]   # closed again when we return: nothing listens there
-
-
-def _target(tmp_path: Path) -> Path:
-    primary, standby, s3 = _closed_port(), _closed_port(), _closed_port()
-    path = tmp_path / "nowhere.toml"
-    path.write_text(f'''name = "nowhere"
-protected = false
-[services.api]
-url = "http://127.0.0.1:{_closed_port()}"
-health_path = "/health"
-[api]
-service = "api"
-key_env = "NOWHERE_API_KEY"
-[postgres]
-database = "mcp"
-user = "mcp_user"
-password_env = "NOWHERE_PG_PASSWORD"
-primary = {{ host = "127.0.0.1", port = {primary} }}
-standby = {{ host = "127.0.0.1", port = {standby} }}
-[redis]
-url = "redis://127.0.0.1:{_closed_port()}/0"
-stream = "webhooks"
-consumer_group = "workers"
-[s3]
-endpoint_url = "http://127.0.0.1:{s3}"
-region = "us-east-1"
-bucket = "nowhere-backups"
-access_key_env = "NOWHERE_S3_KEY"
-secret_key_env = "NOWHERE_S3_SECRET"
-[compose]
-project = "nowhere"
-file = "docker-compose.yml"
-services = ["api"]
-[thresholds]
-http_timeout_seconds = 1
-''')
-    return path
-
-
 def _run(tmp_path: Path, name: str, *extra: str) -> tuple[int, str, list[dict]]:
     home = tmp_path / name
     home.mkdir()
@@ -80,7 +38,7 @@ def _run(tmp_path: Path, name: str, *extra: str) -> tuple[int, str, list[dict]]:
     env = {**os.environ, "MESH_STATE_DIR": str(home / "state"), "NOWHERE_PG_PASSWORD": "x", "NOWHERE_API_KEY": "x",
            "NOWHERE_S3_KEY": "x", "NOWHERE_S3_SECRET": "x"}
     proc = subprocess.run([sys.executable, "-m", "pytest", str(test_file), "-m", "failover",
-                           f"--target={_target(tmp_path)}", "-c", str(REPO / "pyproject.toml"), "--rootdir", str(REPO),
+                           f"--target={nowhere_target(tmp_path, standby=True)}", "-c", str(REPO / "pyproject.toml"), "--rootdir", str(REPO),
                            "--no-default-reports", "-p", "no:randomly", "-q", "-rA", *extra],
                           cwd=home, env=env, capture_output=True, text=True, timeout=120)
     log = home / "reports" / "audit.log"

@@ -5,11 +5,12 @@ from its JUnit file as the suite's own tests do; nothing needs to run."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
+
+from nowhere import nowhere_target
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -23,44 +24,8 @@ def test_primary_does_not_answer(mesh):
 '''
 
 
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_unreachable_and_misconfigured_rows(tmp_path):
-    target = tmp_path / "nowhere.toml"
-    target.write_text(f'''name = "nowhere"
-protected = false
-[services.api]
-url = "http://127.0.0.1:{_closed_port()}"
-health_path = "/health"
-[api]
-service = "api"
-key_env = "NOWHERE_API_KEY"
-[postgres]
-database = "mcp"
-user = "mcp_user"
-password_env = "NOWHERE_PG_PASSWORD"
-primary = {{ host = "127.0.0.1", port = {_closed_port()} }}
-[redis]
-url = "redis://127.0.0.1:{_closed_port()}/0"
-stream = "webhooks"
-consumer_group = "workers"
-[s3]
-endpoint_url = "http://127.0.0.1:{_closed_port()}"
-region = "us-east-1"
-bucket = "nowhere-backups"
-access_key_env = "NOWHERE_S3_KEY"
-secret_key_env = "NOWHERE_S3_SECRET"
-[compose]
-project = "nowhere"
-file = "docker-compose.yml"
-services = ["api"]
-[thresholds]
-http_timeout_seconds = 1
-''')
+    target = nowhere_target(tmp_path)
     checks, xml = tmp_path / "test_trial_checks.py", tmp_path / "run.xml"
     checks.write_text(CHECKS)
     env = {**os.environ, "NOWHERE_PG_PASSWORD": "x", "NOWHERE_API_KEY": "x", "NOWHERE_S3_KEY": "x",

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
+
+from nowhere import nowhere_target
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -35,47 +36,6 @@ def test_step_refused(run_procedure):
 '''
 
 
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]   # closed again when we return: nothing listens there
-
-
-def _target(tmp_path: Path) -> Path:
-    path = tmp_path / "nowhere.toml"
-    path.write_text(f'''name = "nowhere"
-protected = false
-[services.api]
-url = "http://127.0.0.1:{_closed_port()}"
-health_path = "/health"
-[api]
-service = "api"
-key_env = "NOWHERE_API_KEY"
-[postgres]
-database = "mcp"
-user = "mcp_user"
-password_env = "NOWHERE_PG_PASSWORD"
-primary = {{ host = "127.0.0.1", port = {_closed_port()} }}
-[redis]
-url = "redis://127.0.0.1:{_closed_port()}/0"
-stream = "webhooks"
-consumer_group = "workers"
-[s3]
-endpoint_url = "http://127.0.0.1:{_closed_port()}"
-region = "us-east-1"
-bucket = "nowhere-backups"
-access_key_env = "NOWHERE_S3_KEY"
-secret_key_env = "NOWHERE_S3_SECRET"
-[compose]
-project = "nowhere"
-file = "docker-compose.yml"
-services = ["api"]
-[thresholds]
-http_timeout_seconds = 1
-''')
-    return path
-
-
 def _run(tmp_path: Path, test: str) -> tuple[int, str, list[dict]]:
     home = tmp_path / test
     home.mkdir()
@@ -84,7 +44,7 @@ def _run(tmp_path: Path, test: str) -> tuple[int, str, list[dict]]:
     env = {**os.environ, "MESH_STATE_DIR": str(home / "state"), "NOWHERE_PG_PASSWORD": "x", "NOWHERE_API_KEY": "x",
            "NOWHERE_S3_KEY": "x", "NOWHERE_S3_SECRET": "x"}
     proc = subprocess.run([sys.executable, "-m", "pytest", f"{test_file}::{test}", "-m", "restore",
-                           f"--target={_target(tmp_path)}", "-c", str(REPO / "pyproject.toml"), "--rootdir", str(REPO),
+                           f"--target={nowhere_target(tmp_path)}", "-c", str(REPO / "pyproject.toml"), "--rootdir", str(REPO),
                            "--local-lock-only", "--no-default-reports", "-q", "-rA", "--backup=yesterday"],
                           cwd=home, env=env, capture_output=True, text=True, timeout=120)
     log = home / "reports" / "audit.log"

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -16,41 +15,9 @@ import pytest
 
 from fixtures.usage import unknown_marker_line
 
+from nowhere import SECRETS, nowhere_target
+
 REPO = Path(__file__).resolve().parents[2]
-SECRETS = {"NOWHERE_PG_PASSWORD": "x", "NOWHERE_API_KEY": "x", "NOWHERE_S3_KEY": "x", "NOWHERE_S3_SECRET": "x"}
-
-
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _target(tmp_path: Path) -> Path:
-    path = tmp_path / "nowhere.toml"
-    path.write_text(f'''name = "nowhere"
-protected = false
-[services.api]
-url = "http://127.0.0.1:{_closed_port()}"
-health_path = "/health"
-[api]
-service = "api"
-key_env = "NOWHERE_API_KEY"
-[postgres]
-database = "mcp"
-user = "mcp_user"
-password_env = "NOWHERE_PG_PASSWORD"
-primary = {{ host = "127.0.0.1", port = {_closed_port()} }}
-[s3]
-endpoint_url = "http://127.0.0.1:{_closed_port()}"
-region = "us-east-1"
-bucket = "nowhere-backups"
-access_key_env = "NOWHERE_S3_KEY"
-secret_key_env = "NOWHERE_S3_SECRET"
-[thresholds]
-http_timeout_seconds = 1
-''')
-    return path
 
 
 def _pytest(tmp_path: Path, *args: str, env: dict | None = None, target: bool = True,
@@ -62,7 +29,7 @@ def _pytest(tmp_path: Path, *args: str, env: dict | None = None, target: bool = 
     cmd = [sys.executable, "-m", "pytest", *args, f"--reports-dir={reports}", "-p", "no:randomly",
            "-c", str(REPO / "pyproject.toml"), "--rootdir", str(REPO)]
     if target:
-        cmd.append(f"--target={_target(tmp_path)}")
+        cmd.append(f"--target={nowhere_target(tmp_path, redis=False, compose=False)}")
     environ = {**os.environ, "MESH_STATE_DIR": str(tmp_path / "state"), **SECRETS, **(env or {})}
     environ = {k: v for k, v in environ.items() if v is not None}
     proc = subprocess.run(cmd, cwd=cwd or tmp_path, env=environ, capture_output=True, text=True, timeout=120)
