@@ -69,7 +69,9 @@ def _in_maintenance_seconds(output: str) -> tuple[float, float]:
 
 
 def test_reindex_backs_off_and_retries_behind_a_long_transaction(healthy, tmp_path):
-    with Readers("mcp.contexts") as readers, table_locked("mcp.contexts", 7, mode="ACCESS SHARE"):
+    # 12 s: the lock must outlast pytest's start, the pre-checks and the VACUUMs before the REINDEX (on a sandbox
+    # built from nothing the first VACUUMs are slower, and a 7 s lock was gone before the REINDEX asked: red in CI)
+    with Readers("mcp.contexts") as readers, table_locked("mcp.contexts", 12, mode="ACCESS SHARE"):
         run = run_suite(MAINTENANCE + ["--duration", "2m"], tmp_path)
     run.passed("test_scheduled_maintenance_window")
     assert re.search(r"REINDEX mcp\.contexts_pkey: lock not available within 2s \(attempt 1/5\); backing off",
