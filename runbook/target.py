@@ -296,7 +296,7 @@ class Thresholds(_Model):
     redis_memory_max_ratio: Ratio = 0.9
     container_memory_max_ratio: Ratio = 0.9
     p95_ms: Positive = 500
-    p99_ms: Positive = 1000  # added: the design names p95/p99; sandbox.toml has no p99 yet
+    p99_ms: Positive = 1000  # the design names p95 and p99
     rpo_hours: Positive = 24
     # The RPO that WAL archiving gives: age of the last archived segment while WAL waits (checks/test_wal_archive.py)
     wal_archive_max_age_seconds: Duration = 300.0
