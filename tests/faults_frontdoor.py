@@ -84,18 +84,37 @@ silent_listener = faults.hanging_listener
 
 
 @contextlib.contextmanager
-def table_locked(table: str, seconds: float, mode: str = "SHARE UPDATE EXCLUSIVE"):
+def table_locked(table: str, seconds: float, mode: str = "SHARE UPDATE EXCLUSIVE", *,
+                 after_a_waiter: bool = False, at_most: float = 90):
     """A transaction holding `mode` on `table` for `seconds` (from a thread), as a long-running batch job or a
-    forgotten psql session would: REINDEX CONCURRENTLY needs SHARE UPDATE EXCLUSIVE and cannot get it."""
+    forgotten psql session would: REINDEX CONCURRENTLY needs SHARE UPDATE EXCLUSIVE and cannot get it.
+
+    after_a_waiter: the `seconds` start when another session first waits for a lock on the table (at most
+    `at_most` in all), so a test that needs the wait to happen does not depend on how long what comes before
+    it takes (VACUUMs on a sandbox built from nothing were slower than a fixed 7 s lock). A waiter is one for
+    the table or for a virtual xid, as REINDEX CONCURRENTLY waits for the holder's transaction to end."""
     ready, done = threading.Event(), threading.Event()
+    secrets = config.load_secrets()
+
+    def waiter_seen(conn) -> bool:
+        # REINDEX CONCURRENTLY waits on the table, or (behind a reader) on the reader's virtual xid
+        return bool(conn.execute("SELECT 1 FROM pg_locks WHERE NOT granted AND (relation = %s::regclass OR "
+                                 "locktype = 'virtualxid')", (table,)).fetchone())
 
     def hold():
-        with sandbox_pg.connect(config.load_secrets()) as conn:   # autocommit: the transaction is explicit
+        with sandbox_pg.connect(secrets) as conn:   # autocommit: the transaction is explicit
             conn.execute("SET application_name = 'fault-lock-holder'")
             conn.execute("BEGIN")
             conn.execute(f"LOCK TABLE {table} IN {mode} MODE")
             ready.set()
-            done.wait(seconds)
+            if after_a_waiter:
+                deadline = time.monotonic() + at_most
+                with sandbox_pg.connect(secrets) as watch:
+                    while not done.is_set() and time.monotonic() < deadline and not waiter_seen(watch):
+                        done.wait(0.1)
+                done.wait(max(0.0, min(seconds, deadline - time.monotonic())))
+            else:
+                done.wait(seconds)
             conn.execute("ROLLBACK")
     thread = threading.Thread(target=hold, daemon=True)
     thread.start()

@@ -69,9 +69,11 @@ def _in_maintenance_seconds(output: str) -> tuple[float, float]:
 
 
 def test_reindex_backs_off_and_retries_behind_a_long_transaction(healthy, tmp_path):
-    # 12 s: the lock must outlast pytest's start, the pre-checks and the VACUUMs before the REINDEX (on a sandbox
-    # built from nothing the first VACUUMs are slower, and a 7 s lock was gone before the REINDEX asked: red in CI)
-    with Readers("mcp.contexts") as readers, table_locked("mcp.contexts", 12, mode="ACCESS SHARE"):
+    # Held 3 s from the moment the REINDEX waits for it (its lock_timeout is 2 s: one attempt fails, then it backs
+    # off and retries): a fixed 7 s lock was gone before the REINDEX asked when the VACUUMs before it were slow
+    # (a sandbox built from nothing, and a contexts table the suite's own runs had grown: red in CI)
+    with Readers("mcp.contexts") as readers, \
+            table_locked("mcp.contexts", 3, mode="ACCESS SHARE", after_a_waiter=True):
         run = run_suite(MAINTENANCE + ["--duration", "2m"], tmp_path)
     run.passed("test_scheduled_maintenance_window")
     assert re.search(r"REINDEX mcp\.contexts_pkey: lock not available within 2s \(attempt 1/5\); backing off",
