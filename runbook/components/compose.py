@@ -66,7 +66,8 @@ class Compose(Component):
         except self.Error as exc:
             raise Unreachable(f"Docker Engine at {self.target.compose.docker_host or 'the default socket'} "
                               f"did not answer {what} within {self.timeout + ENGINE_SLACK:g}s: {first_line(exc)}. "
-                              f"Next step: systemctl status docker (sandbox: sandbox/status).") from None
+                              f"Next step: systemctl status docker"
+                              f"{' (sandbox: sandbox/status)' if self.target.name == 'sandbox' else ''}.") from None
 
     def containers(self) -> list:
         project = self.target.compose.project

@@ -155,8 +155,11 @@ class FrontDoor(Component):
         try:
             return tls.load_pem_chain(Path(path).read_bytes())
         except OSError as exc:
-            raise Misconfigured(f"the CA bundle {path} cannot be read: {exc.strerror or exc}. Next step: "
-                                "sandbox/up makes the sandbox's; production: point [frontdoor] ca_bundle at it")
+            # the sandbox's own hint only for the sandbox: another target's operator has no sandbox/
+            made_by = " (sandbox/up writes the sandbox's)" if self.target.name == "sandbox" else ""
+            raise Misconfigured(f"the CA bundle {path} cannot be read: {exc.strerror or exc}. Next step: point "
+                                f"[frontdoor] ca_bundle at a readable PEM file of the CA that signs the front "
+                                f"door{made_by}")
 
     def serial(self, hostname: str) -> str:
         return format(self.handshake(hostname).chain[0].serial_number, "x")
